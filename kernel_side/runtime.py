@@ -1,0 +1,44 @@
+"""How the engine runs a model: in eval mode, in a chosen dtype, in bounded chunks."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype"]
+
+DEFAULT_CHUNK_SIZE = 8192
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode and give back the mode the user had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def model_in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """``model`` itself when it already computes in ``dtype`` (or ``dtype`` is None), else a
+    converted copy, so that the user's model is never changed."""
+    current = next(model.parameters()).dtype
+    if dtype is None or dtype == current:
+        return model
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype such as torch.float64, got {dtype}")
+    return copy.deepcopy(model).to(dtype)
+
+
+def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+               chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """``fn`` applied to consecutive row chunks of ``x`` and concatenated: memory stays bounded."""
+    if x.shape[0] <= chunk_size:
+        return fn(x)
+    return torch.cat([fn(chunk) for chunk in x.split(chunk_size)])

@@ -1,0 +1,1 @@
+"""Front-end assets of the crosslens widgets (ES modules and CSS), read by crosslens._assets."""

@@ -1,0 +1,337 @@
+"""BoundaryExplorer without a browser: payload, state readable and settable from Python,
+target recomputation, clear errors, static figures, and the inlined front-end module."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+from matplotlib.figure import Figure
+
+import crosslens
+from crosslens import BoundaryExplorer, kernel_side as ks
+from crosslens import _assets
+from crosslens.payload import pack, quantized, read_header, unpack
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+
+
+# ---- fixtures: one per shipped model ------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    model = ks.load_pretrained("digits-invertible")
+    x_train, _, x_test, _ = ks.load_digits_split()
+    return model, x_train, x_test[:8]
+
+
+@pytest.fixture(scope="module")
+def moons():
+    model = ks.load_pretrained("moons-invertible")
+    x_train, _, x_test, _ = ks.load_moons_split()
+    return model, x_train, x_test
+
+
+@pytest.fixture(scope="module")
+def digits_explorer(digits):
+    """Shared, read-only use. Tests that change state build their own."""
+    model, x_train, x = digits
+    return BoundaryExplorer(model, x, reference=x_train)
+
+
+@pytest.fixture(scope="module")
+def moons_explorer(moons):
+    model, x_train, x = moons
+    return BoundaryExplorer(model, x, reference=x_train, class_names=ks.MOONS_CLASS_NAMES)
+
+
+def fresh(digits, **kwargs):
+    model, x_train, x = digits
+    return BoundaryExplorer(model, x, reference=x_train, **kwargs)
+
+
+def synced_traits(widget):
+    return {name for name in widget.trait_names(sync=True)}
+
+
+# ---- payload ------------------------------------------------------------------------------
+def test_payload_round_trip_keeps_shapes_dtypes_and_values():
+    frames = torch.rand(3, 2, 5, 1, 8, 8) * 1.5 - 0.25
+    probs = torch.softmax(torch.randn(3, 5, 10), -1)
+    arrays = {
+        "t": torch.linspace(0, 2, 5), "labels": torch.tensor([1, 7, 3]), "mask": torch.tensor([True, False]),
+        "frames": quantized(frames, "uint8"), "probs": quantized(probs, "uint16", (0, 1)),
+        "grid": np.arange(12, dtype=np.uint8).reshape(3, 4),
+    }
+    blob = pack(arrays, {"kind": "demo", "names": ["a", "b"]})
+    assert isinstance(blob, bytes)
+    header = read_header(blob)
+    assert all(entry["offset"] % 8 == 0 for entry in header["arrays"].values())
+    stored, meta = unpack(blob, dequantize=False)
+    assert meta == {"kind": "demo", "names": ["a", "b"]}
+    assert {k: v.dtype.name for k, v in stored.items()} == {
+        "t": "float32", "labels": "int32", "mask": "uint8", "frames": "uint8", "probs": "uint16", "grid": "uint8"}
+    values, _ = unpack(blob)
+    assert values["frames"].shape == (3, 2, 5, 1, 8, 8) and values["frames"].dtype == np.float32
+    scale = header["arrays"]["frames"]["scale"]
+    assert np.abs(values["frames"] - frames.numpy()).max() <= scale / 2 + 1e-6
+    assert np.abs(values["probs"] - probs.numpy()).max() <= 1 / 65535
+    np.testing.assert_array_equal(values["labels"], [1, 7, 3])
+    np.testing.assert_array_equal(values["grid"], arrays["grid"])
+    assert pack(arrays, {"kind": "demo", "names": ["a", "b"]}) == blob  # deterministic
+
+
+def test_payload_rejects_bad_input_naming_the_array():
+    with pytest.raises(ValueError, match="'frames'"):
+        pack({"frames": torch.tensor([1.0, float("nan")])})
+    with pytest.raises(ValueError, match="magic"):
+        unpack(b"NOPE" + bytes(12))
+    with pytest.raises(ValueError, match="dtype"):
+        quantized(torch.zeros(2), "int8")
+
+
+def test_explorer_sends_one_binary_payload_and_no_number_lists(digits_explorer):
+    explorer = digits_explorer
+    binary = [name for name in synced_traits(explorer) if isinstance(explorer.traits()[name], traitlets.Bytes)]
+    assert binary == ["_payload"]
+    state = explorer.get_state()
+    for name, value in state.items():
+        if name == "_payload":
+            continue
+        assert not (isinstance(value, (list, tuple)) and len(value) > 16), f"{name} holds a list of numbers"
+    arrays, meta = unpack(explorer.payload, dequantize=False)
+    n, k, a, steps, c = 8, 2, 9, 64, 10
+    assert meta["kind"] == "image" and meta["class_names"] == [str(i) for i in range(10)]
+    assert meta["input_shape"] == [1, 8, 8] and meta["image_shape"] == [1, 8, 8]
+    assert arrays["frames"].shape == (n, k, a, steps, 1, 8, 8) and arrays["frames"].dtype == np.uint8
+    assert arrays["probs"].shape == (n, k, a, steps, c) and arrays["probs"].dtype == np.uint16
+    assert arrays["t"].shape == (steps,) and arrays["amounts"].shape == (a,)
+    for name in ("x", "x_proj", "importance"):
+        assert arrays[name].shape == (n, 1, 8, 8) and arrays[name].dtype == np.float32
+    assert arrays["source"].dtype == np.int32 and arrays["requested"].tolist() == [-1] * n
+    assert len(explorer.payload) < 1_500_000
+
+
+# ---- state readable and settable from Python ----------------------------------------------
+def test_frame_is_the_path_frame_at_the_nearest_t(digits, digits_explorer):
+    model, _, x = digits
+    path = ks.boundary_path(model, x)
+    explorer = fresh(digits)
+    for index, step in [(0, 0), (3, 31), (5, 63)]:
+        explorer.index = index
+        explorer.t = max(float(path.t[step]) - 1e-4, 0.0)  # nearest grid point, no interpolation
+        assert explorer.index == index and explorer._position()[3] == step
+        torch.testing.assert_close(explorer.frame, path.frames[index, step], atol=1e-5, rtol=0)
+        torch.testing.assert_close(explorer.probabilities, path.probs[index, step], atol=1e-5, rtol=0)
+    # the front end draws the same frame from the payload (uint8, within half a step where not clipped)
+    arrays, _ = unpack(explorer.payload)
+    scale = read_header(explorer.payload)["arrays"]["frames"]["scale"]
+    shown = torch.from_numpy(arrays["frames"][5, 0, 4, 63])
+    inside = (path.frames[5, 63] > -0.5) & (path.frames[5, 63] < 1.5)
+    assert (shown - path.frames[5, 63])[inside].abs().max() <= scale / 2 + 1e-5
+
+
+def test_setting_t_moves_the_frame_and_recomputes_nothing(digits, monkeypatch):
+    explorer = fresh(digits)
+    payload = explorer.payload
+    explorer.t = 0.0
+    start = explorer.frame
+    torch.testing.assert_close(start, explorer.x[0], atol=1e-4, rtol=0)  # t = 0 is the input
+    calls = []
+    for name in ("boundary_sweep", "boundary_path", "project_to_boundary"):
+        monkeypatch.setattr(ks, name, lambda *a, _n=name, **k: calls.append(_n))
+    explorer.t = 1.0
+    assert (explorer.frame - start).abs().max() > 0.05
+    p = explorer.probabilities
+    top2 = p.topk(2).indices.tolist()
+    assert set(top2) == {int(explorer.predicted[0]), int(explorer.targets[0])}  # on the boundary the pair ties
+    explorer.index, explorer.direction, explorer.amount = 2, 1, 1.0
+    explorer.overlay, explorer.opacity = "importance", 0.3
+    assert calls == [] and explorer.payload is payload
+
+
+def test_along_boundary_moves_change_the_frame(digits):
+    explorer = fresh(digits)
+    explorer.t = 1.0
+    centre = explorer.frame
+    explorer.amount = 1.0
+    assert (explorer.frame - centre).abs().max() > 1e-3
+    explorer.direction = 1
+    assert explorer.direction == 1 and explorer.amount == 1.0
+
+
+def test_target_change_recomputes_with_busy_and_sends_a_new_payload(digits):
+    explorer = fresh(digits)
+    explorer.index = 2
+    source, old_target = int(explorer.predicted[2]), int(explorer.targets[2])
+    new = next(c for c in range(10) if c not in (source, old_target))
+    busy = []
+    explorer.observe(lambda change: busy.append(change["new"]), "busy")
+    before = explorer.payload
+    explorer.target = new
+    assert busy == [True, False] and explorer.busy is False and explorer.error == ""
+    assert explorer.payload != before and explorer.target == new
+    arrays, _ = unpack(explorer.payload)
+    assert arrays["target"][2] == new and arrays["requested"][2] == new
+    assert arrays["target"][0] == int(explorer.targets[0])  # other inputs keep theirs
+    explorer.t = 1.0
+    assert set(explorer.probabilities.topk(2).indices.tolist()) == {source, new}
+    # the selected input's target follows the picker; None goes back to the nearest boundary
+    explorer.index = 0
+    assert explorer.target is None
+    explorer.index = 2
+    assert explorer.target == new
+    explorer.target = None
+    assert int(explorer.targets[2]) == old_target
+
+
+def test_bad_target_raises_and_keeps_the_previous_state(digits):
+    explorer = fresh(digits)
+    explorer.t, explorer.index = 1.5, 1
+    payload, target = explorer.payload, explorer.target
+    with pytest.raises(ValueError, match=r"target must be None or a class index in \[0, 9\], got 99"):
+        explorer.target = 99
+    with pytest.raises(ValueError, match="target must differ from the predicted class"):
+        explorer.target = int(explorer.predicted[1])
+    with pytest.raises(traitlets.TraitError, match="target"):
+        explorer.target = "3"
+    assert explorer.payload is payload and explorer.target == target
+    assert (explorer.t, explorer.index) == (1.5, 1)
+
+
+def test_failed_recomputation_raises_and_rolls_back(digits, monkeypatch):
+    explorer = fresh(digits)
+    payload, targets = explorer.payload, explorer.targets
+
+    def unreachable(*args, **kwargs):
+        raise ValueError("target is unreachable for rows [0]")
+
+    monkeypatch.setattr(ks, "boundary_sweep", unreachable)
+    new = next(c for c in range(10) if c not in (int(explorer.predicted[0]), int(explorer.targets[0])))
+    with pytest.raises(ValueError, match="unreachable"):
+        explorer.target = new
+    assert explorer.target is None and explorer.payload is payload and explorer.busy is False
+    assert torch.equal(explorer.targets, targets) and "unreachable" in explorer.error
+
+
+def test_front_end_target_requests_report_errors_without_raising(digits):
+    explorer = fresh(digits)
+    sent = []
+    explorer.send = lambda content, buffers=None: sent.append(content)
+    payload = explorer.payload
+    explorer._on_custom_msg(explorer, {"event": "target", "index": 1, "target": 42}, [])
+    assert "target" in explorer.error and explorer.payload is payload and explorer.index == 1
+    assert sent == [{"event": "target-done"}] and explorer.busy is False
+    new = next(c for c in range(10) if c not in (int(explorer.predicted[1]), int(explorer.targets[1])))
+    explorer._on_custom_msg(explorer, {"event": "target", "index": 1, "target": new}, [])
+    assert explorer.error == "" and int(explorer.targets[1]) == new and len(sent) == 2
+
+
+def test_bad_arguments_raise_clear_errors(digits):
+    model, _, x = digits
+    with pytest.raises(ValueError, match="class_names must have one name per class \\(10"):
+        BoundaryExplorer(model, x, class_names=["a", "b"])
+    with pytest.raises(TypeError, match="class_names"):
+        BoundaryExplorer(model, x, class_names="0123456789")
+    with pytest.raises(TypeError, match="unexpected keyword argument.*'colour'"):
+        BoundaryExplorer(model, x, colour="red")
+    with pytest.raises(ValueError, match="x must have shape"):
+        BoundaryExplorer(model, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="target must be None, one class index or 8"):
+        BoundaryExplorer(model, x, target=[1, 2])
+    with pytest.raises(ValueError, match="steps"):
+        BoundaryExplorer(model, x, steps=1)
+    explorer = BoundaryExplorer(model, x[0], steps=8)  # one input, not a batch
+    assert explorer.x.shape == (1, 1, 8, 8) and explorer.frame.shape == (1, 8, 8)
+    for name, value in [("t", 2.5), ("index", 1), ("opacity", 2.0), ("overlay", "glow"), ("amount", 1.0)]:
+        with pytest.raises(ValueError, match=rf"^{name} must"):
+            setattr(explorer, name, value)
+
+
+# ---- 2-feature data -------------------------------------------------------------------------
+def test_moons_payload_has_regions_curves_and_every_path(moons, moons_explorer):
+    model, x_train, x = moons
+    explorer = moons_explorer
+    arrays, meta = unpack(explorer.payload)
+    assert meta["kind"] == "planar" and meta["class_names"] == ks.MOONS_CLASS_NAMES
+    xmin, xmax, ymin, ymax = meta["bounds"]
+    assert xmax - xmin == pytest.approx(ymax - ymin)
+    assert arrays["frames"].shape == (400, 1, 1, 64, 2)
+    assert arrays["probs"].shape == (400, 1, 1, 64, 2)
+    assert arrays["region_probs"].shape == (200, 200, 2)
+    np.testing.assert_allclose(arrays["region_probs"].sum(-1), 1, atol=2 / 255)
+    offsets = arrays["curve_offsets"]
+    assert offsets[0] == 0 and offsets[-1] == len(arrays["curve_points"]) > 100
+    assert arrays["curve_pairs"].shape == (len(offsets) - 1, 2)
+    assert arrays["reference"].shape == (600, 2)
+    assert len(explorer.payload) < 1_000_000
+    path = ks.boundary_path(model, x[[17]])
+    explorer.index, explorer.t = 17, 2.0
+    torch.testing.assert_close(explorer.frame, path.frames[0, -1], atol=1e-5, rtol=0)
+    explorer.index, explorer.t = 0, 0.0
+
+
+def test_to_figure_returns_a_figure_for_both_kinds(digits_explorer, moons_explorer):
+    for explorer in (digits_explorer, moons_explorer):
+        figure = explorer.to_figure()
+        assert isinstance(figure, Figure) and len(figure.axes) >= 2
+
+
+# ---- front-end module --------------------------------------------------------------------
+def test_inlined_module_has_no_imports_or_html_injection_and_parses(tmp_path):
+    esm = BoundaryExplorer._esm
+    assert not re.search(r"^\s*import\b", esm, re.M) and "import(" not in esm
+    assert esm.count("export default") == 1 and not re.search(r"^export (?!default)", esm, re.M)
+    for source in [esm] + [p.read_text() for p in JS_DIR.glob("*.js")]:
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|https?://", source)
+    order = _assets.module_order("boundary_explorer.js")
+    assert order[-1] == "boundary_explorer.js" and order.index("colormaps.js") < order.index("draw.js")
+    assert _assets.bundle("boundary_explorer.js") == esm  # deterministic
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    module = tmp_path / "widget.mjs"
+    module.write_text(esm)
+    subprocess.run([node, "--check", str(module)], check=True, capture_output=True, timeout=30)
+
+
+def test_inliner_orders_dependencies_and_rejects_what_it_cannot_inline():
+    files = {
+        "entry.js": 'import { b } from "./b.js";\nimport { a } from "./a.js";\nexport default { b, a };\n',
+        "b.js": 'import { a } from "./a.js";\nexport function b() { return a; }\n',
+        "a.js": "export const a = 1;\n",
+    }
+    out = _assets.inline("entry.js", files.__getitem__)
+    assert _assets.module_order("entry.js", files.__getitem__) == ["a.js", "b.js", "entry.js"]
+    assert "export const" not in out and "export function" not in out and "import" not in out
+    assert out.index("const a = 1") < out.index("function b()") < out.index("export default")
+    bad = dict(files, **{"a.js": 'import { x } from "https://cdn.example/x.js";\nexport const a = 1;\n'})
+    with pytest.raises(ValueError, match="only"):
+        _assets.inline("entry.js", bad.__getitem__)
+    twin = dict(files, **{"b.js": 'import { a } from "./a.js";\nexport const a2 = a;\nconst a = 2;\n'})
+    with pytest.raises(ValueError, match="'a'"):
+        _assets.inline("entry.js", twin.__getitem__)
+
+
+def test_stylesheet_is_scoped_and_themed():
+    css = _assets.stylesheet()
+    body = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    body = re.sub(r"@keyframes[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", body)
+    selectors = re.findall(r"(?:^|})\s*([^{}@]+)\{", body)
+    for group in selectors:
+        for selector in group.split(","):
+            assert selector.strip().startswith(".crosslens"), selector
+    for variable in ("--jp-layout-color1", "--jp-ui-font-color1", "--jp-border-color1", "--jp-brand-color1"):
+        assert re.search(rf"var\({variable}, [^)]+\)", css), variable
+
+
+def test_package_exports():
+    assert crosslens.kernel_side is ks and crosslens.BoundaryExplorer is BoundaryExplorer
+    assert isinstance(crosslens.__version__, str)
+    assert json.loads(json.dumps(BoundaryExplorer._esm))  # plain text, serialisable to the front end

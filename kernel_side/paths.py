@@ -129,11 +129,11 @@ def boundary_directions(model, reference, normals: torch.Tensor, n_directions: i
     reference = check_inputs(reference, model.input_shape, "reference", dtype=parameter.dtype, device=parameter.device)
     with evaluating(model), torch.no_grad():
         features = map_chunks(model.features, reference, chunk_size)
-    centered = features - features.mean(0)
-    unit = normals / normals.norm(dim=1, keepdim=True)
-    # Remove each normal from the reference features, then take their principal directions.
-    inside = centered[None] - (centered @ unit.T).T[:, :, None] * unit[:, None, :]  # (N, M, D)
-    _, singular, vh = torch.linalg.svd(inside, full_matrices=False)
+        centered = features - features.mean(0)
+        unit = normals / normals.norm(dim=1, keepdim=True)
+        # Remove each normal from the reference features, then take their principal directions.
+        inside = centered[None] - (centered @ unit.T).T[:, :, None] * unit[:, None, :]  # (N, M, D)
+        _, singular, vh = torch.linalg.svd(inside, full_matrices=False)
     directions = vh[:, :n_directions]
     scales = singular[:, :n_directions] / max(features.shape[0] - 1, 1) ** 0.5
     return directions, scales
@@ -147,17 +147,19 @@ def boundary_sweep(model, x, target=None, reference=None, n_directions: int = 2,
     Arguments:
         reference: inputs whose features give the along-boundary directions (default: x).
         n_directions: K, the number of directions per input.
-        amounts: (A,) along positions in units of s_k (default ``linspace(-2, 2, 9)``).
+        amounts: (A,) along positions in units of s_k (default ``linspace(-1, 1, 9)``:
+            measured on digits, frames at 2 s_k leave the pixel range in ~20 % of pixels,
+            at 1 s_k in ~10 %, on the boundary itself in ~3 %).
 
     ``frames[:, k, A // 2]`` (amount 0) is the plain across path of :func:`boundary_path`.
     """
     t = _check_grid(steps, t_max)
     model = model_in_dtype(model, dtype)
     projection = project_to_boundary(model, x, target, chunk_size=chunk_size)
-    amounts = torch.linspace(-2.0, 2.0, 9) if amounts is None else torch.as_tensor(amounts, dtype=torch.float32).reshape(-1)
+    amounts = torch.linspace(-1.0, 1.0, 9) if amounts is None else torch.as_tensor(amounts, dtype=torch.float32).reshape(-1)
     if not torch.isfinite(amounts).all() or amounts.numel() == 0:
         raise ValueError("amounts must be a non-empty sequence of finite numbers")
-    weight = model.head.weight
+    weight = model.head.weight.detach()
     normals = weight[projection.source] - weight[projection.target]
     directions, scales = boundary_directions(
         model, projection.x if reference is None else reference, normals, n_directions, chunk_size

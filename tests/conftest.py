@@ -1,0 +1,14 @@
+"""Shared pytest configuration for crosslens tests. Keep this small."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Expose each phase's report on the item (item.rep_setup / rep_call / rep_teardown),
+    # so fixtures can act on failure (e.g. the browser test saves a screenshot).
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep

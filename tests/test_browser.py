@@ -138,6 +138,20 @@ def slider_state(slider) -> dict:
     )
 
 
+def press_and_expect(page, slider, key, times, condition):
+    """Press ``key`` on the focused slider and wait until its value ``v`` meets ``condition``."""
+    before = slider_state(slider)
+    for _ in range(times):
+        page.keyboard.press(key)
+    try:
+        wait_slider_value(page, slider, condition)
+    except Exception:
+        raise AssertionError(
+            f"{key} on the focused slider did not change it (was {before}, now {slider_state(slider)}): "
+            "JupyterLab probably swallowed the key"
+        ) from None
+
+
 def wait_slider_value(page, slider, predicate_js: str, timeout_ms: int = 3_000) -> None:
     page.wait_for_function(
         f"(s) => {{ const v = Number(s.value); return {predicate_js}; }}",
@@ -188,25 +202,12 @@ def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     slider.focus()
     assert slider_state(slider)["focused"], "slider cannot take focus"
     v1 = after_drag["value"]
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    try:
-        wait_slider_value(page, slider, f"v > {v1}")
-    except Exception:
-        raise AssertionError(
-            f"ArrowRight on the focused slider did not change it (value {v1}, now "
-            f"{slider_state(slider)}): JupyterLab probably swallowed the key"
-        ) from None
+    press_and_expect(page, slider, "ArrowRight", 3, f"v > {v1}")
     state2 = slider_state(slider)
     assert state2["focused"], "slider lost focus after ArrowRight (JupyterLab took the key?)"
     img2 = wait_canvas_change(page, canvas, img1)
     v2 = state2["value"]
-    for _ in range(2):
-        page.keyboard.press("ArrowLeft")
-    try:
-        wait_slider_value(page, slider, f"v < {v2}")
-    except Exception:
-        raise AssertionError(f"ArrowLeft did not change the slider (value {v2})") from None
+    press_and_expect(page, slider, "ArrowLeft", 2, f"v < {v2}")
     wait_canvas_change(page, canvas, img2)
     v3 = slider_state(slider)["value"]
 

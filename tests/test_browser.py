@@ -160,6 +160,19 @@ def wait_slider_value(page, slider, predicate_js: str, timeout_ms: int = 3_000) 
     )
 
 
+def run_in_kernel(page, code: str) -> None:
+    """Send ``code`` to the notebook's kernel without waiting for it (as another cell would);
+    ``window.__crosslensKernelDone`` turns true when the kernel has finished it."""
+    page.evaluate(
+        """(code) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            window.__crosslensKernelDone = false;
+            kernel.requestExecute({code}).done.then(() => { window.__crosslensKernelDone = true; });
+        }""",
+        code,
+    )
+
+
 def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     """Drag + keyboard checks on the first widget that has an across-boundary slider."""
     root = page.locator(f"{READY}:has({SLIDER})").first
@@ -210,6 +223,16 @@ def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     press_and_expect(page, slider, "ArrowLeft", 2, f"v < {v2}")
     wait_canvas_change(page, canvas, img2)
     v3 = slider_state(slider)["value"]
+
+    # 3. Scrubbing never waits for the kernel: with the kernel asleep in another request,
+    # a key press still changes the frame at once.
+    run_in_kernel(page, "import time; time.sleep(6)")
+    page.wait_for_timeout(500)  # the request has reached the kernel
+    img3 = canvas_data(canvas)
+    press_and_expect(page, slider, "ArrowRight", 2, f"v > {v3}")
+    wait_canvas_change(page, canvas, img3, timeout_ms=1_000)
+    assert not page.evaluate("() => window.__crosslensKernelDone"), "the kernel finished before the check"
+    page.wait_for_function("() => window.__crosslensKernelDone", timeout=30_000)
 
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     root.screenshot(path=str(screenshot))

@@ -74,8 +74,8 @@ def nearest_facet(weight: torch.Tensor, bias: torch.Tensor, z: torch.Tensor, sou
     return ratio.argmin(1)
 
 
-def _pair_gap(model, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    logits = model(x)
+def _pair_gap(logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``g = s_source - s_target`` per row."""
     return logits.gather(1, source[:, None]).squeeze(1) - logits.gather(1, target[:, None]).squeeze(1)
 
 
@@ -83,7 +83,7 @@ def _taylor_importance(model, point, x, x_proj, source, target):
     """``grad g(point) * (x - x_proj)`` with g = s_source - s_target, batched."""
     with torch.enable_grad():
         point = point.detach().requires_grad_(True)
-        (gradient,) = torch.autograd.grad(_pair_gap(model, point, source, target).sum(), point)
+        (gradient,) = torch.autograd.grad(_pair_gap(model(point), source, target).sum(), point)
     return gradient * (x - x_proj)
 
 
@@ -149,8 +149,7 @@ def project_to_boundary(model, x, target=None, *, importance_at: str = "input", 
             _taylor_importance(model, *rows)
             for rows in zip(*(t.split(chunk_size) for t in (point, x, x_proj, source, target)))
         ])
-        logits = model.head(z)
-        gap = logits.gather(1, source[:, None]).squeeze(1) - logits.gather(1, target[:, None]).squeeze(1)
+        gap = _pair_gap(model.head(z), source, target)
     return BoundaryProjection(
         x=x, x_proj=x_proj, z=z, z_proj=z_proj, source=source, target=target,
         explanation=x - x_proj, importance=importance,

@@ -27,18 +27,18 @@ __all__ = ["ENUMERATION_MAX_CLASSES", "nearest_face_point", "nearest_face_point_
 ENUMERATION_MAX_CLASSES = 12
 
 
-def _constraints(weight, bias, z, source, target):
-    """Rows a_0 = w_i - w_j (equality), a_k = w_i - w_k (inequalities); values a.z + c."""
+def _constraints(weight, bias, z, source, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows a_0 = w_i - w_j (the equality), a_k = w_i - w_k (the inequalities), and their
+    offsets c, so that the constraint values at z are ``a.z + c``: (N, m, D) and (N, m)."""
     num_classes = weight.shape[0]
     classes = torch.arange(num_classes, device=z.device)
     others = classes.expand(len(source), -1)
     keep = (others != source[:, None]) & (others != target[:, None])
     others = others[keep].reshape(len(source), num_classes - 2)
     partners = torch.cat([target[:, None], others], dim=1)  # (N, m): j, then the k's
-    normals = weight[source][:, None, :] - weight[partners]  # (N, m, D)
-    offsets = bias[source][:, None] - bias[partners]  # (N, m)
-    values = torch.einsum("nmd,nd->nm", normals, z) + offsets
-    return normals, values
+    normals = weight[source][:, None, :] - weight[partners]
+    offsets = bias[source][:, None] - bias[partners]
+    return normals, offsets
 
 
 def _tolerance(values: torch.Tensor) -> torch.Tensor:
@@ -57,22 +57,25 @@ def nearest_face_point(weight, bias, z, source, target) -> tuple[torch.Tensor, t
         ``(z_face, reachable)``: (N, D) points and an (N,) bool that is False where the face
         is empty (the two classes never tie as the top two); those rows of z_face are NaN.
     """
-    normals, values = _constraints(weight, bias, z, source, target)
+    normals, offsets = _constraints(weight, bias, z, source, target)
+    values = torch.einsum("nmd,nd->nm", normals, z) + offsets
     # The pairwise projection onto s_i = s_j is the answer wherever it keeps i, j on top.
     pair_normal = normals[:, 0]
-    z_face = z - (values[:, :1] / pair_normal.pow(2).sum(1, keepdim=True)) * pair_normal
-    after = values - values[:, :1] * (normals @ pair_normal[..., None]).squeeze(-1) / pair_normal.pow(2).sum(1, keepdim=True)
+    step = values[:, :1] / pair_normal.pow(2).sum(1, keepdim=True)
+    z_face = z - step * pair_normal
+    after = values - step * (normals @ pair_normal[..., None]).squeeze(-1)
     hard = ~(after[:, 1:] >= -_tolerance(values)).all(1)
     reachable = torch.ones(len(z), dtype=torch.bool, device=z.device)
     if hard.any():
-        solve = nearest_face_point_slsqp if weight.shape[0] > ENUMERATION_MAX_CLASSES else _enumerate_active_sets
-        z_face[hard], reachable[hard] = solve(weight, bias, z[hard], source[hard], target[hard])
+        if weight.shape[0] > ENUMERATION_MAX_CLASSES:
+            z_face[hard], reachable[hard] = _solve_slsqp(normals[hard], offsets[hard], z[hard])
+        else:
+            z_face[hard], reachable[hard] = _enumerate_active_sets(normals[hard], values[hard], z[hard])
     return z_face, reachable
 
 
-def _enumerate_active_sets(weight, bias, z, source, target) -> tuple[torch.Tensor, torch.Tensor]:
+def _enumerate_active_sets(normals, values, z) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact nearest face points by enumerating every active set, batched (C <= 12)."""
-    normals, values = _constraints(weight, bias, z, source, target)
     num_rows = normals.shape[1]
     # Every subset of the inequalities, the equality always active: (S, m) masks.
     subsets = torch.tensor(list(itertools.product([0.0, 1.0], repeat=num_rows - 1)), dtype=z.dtype, device=z.device)
@@ -104,8 +107,10 @@ def _enumerate_active_sets(weight, bias, z, source, target) -> tuple[torch.Tenso
 
 def nearest_face_point_slsqp(weight, bias, z, source, target) -> tuple[torch.Tensor, torch.Tensor]:
     """The same answer as :func:`nearest_face_point`, one SLSQP solve per row (any C)."""
-    normals, values = _constraints(weight, bias, z, source, target)
-    offsets = values - torch.einsum("nmd,nd->nm", normals, z)
+    return _solve_slsqp(*_constraints(weight, bias, z, source, target), z)
+
+
+def _solve_slsqp(normals, offsets, z) -> tuple[torch.Tensor, torch.Tensor]:
     normals_np = normals.detach().cpu().double().numpy()
     offsets_np = offsets.detach().cpu().double().numpy()
     z_np = z.detach().cpu().double().numpy()

@@ -72,6 +72,17 @@ def _check_grid(steps: int, t_max: float) -> torch.Tensor:
     return torch.linspace(0.0, float(t_max), steps)
 
 
+def _across(model, x, target, steps, t_max, dtype, chunk_size):
+    """The model in ``dtype``, the projection, the t grid and the across points (N, T, D)
+    ``z + t (z_p - z)``, shared by every path."""
+    t = _check_grid(steps, t_max)
+    model = model_in_dtype(model, dtype)
+    projection = project_to_boundary(model, x, target, chunk_size=chunk_size)
+    t = t.to(projection.z)
+    points = projection.z[:, None] + t[None, :, None] * (projection.z_proj - projection.z)[:, None]
+    return model, projection, t, points
+
+
 def render(model, points: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """Invert feature-space points (..., D) and give their class probabilities (..., C).
 
@@ -97,12 +108,7 @@ def boundary_path(model, x, target=None, steps: int = 64, t_max: float = 2.0, *,
         >>> tuple(path.frames.shape), tuple(path.probs.shape)
         ((4, 16, 1, 8, 8), (4, 16, 10))
     """
-    t = _check_grid(steps, t_max)
-    model = model_in_dtype(model, dtype)
-    projection = project_to_boundary(model, x, target, chunk_size=chunk_size)
-    t = t.to(projection.z)
-    step = projection.z_proj - projection.z
-    points = projection.z[:, None] + t[None, :, None] * step[:, None]
+    model, projection, t, points = _across(model, x, target, steps, t_max, dtype, chunk_size)
     with evaluating(model), torch.no_grad():
         frames, probs = render(model, points, chunk_size)
     return BoundaryPath(t=t, frames=frames, probs=probs, projection=projection)
@@ -153,9 +159,7 @@ def boundary_sweep(model, x, target=None, reference=None, n_directions: int = 2,
 
     ``frames[:, k, A // 2]`` (amount 0) is the plain across path of :func:`boundary_path`.
     """
-    t = _check_grid(steps, t_max)
-    model = model_in_dtype(model, dtype)
-    projection = project_to_boundary(model, x, target, chunk_size=chunk_size)
+    model, projection, t, across = _across(model, x, target, steps, t_max, dtype, chunk_size)
     amounts = torch.linspace(-1.0, 1.0, 9) if amounts is None else torch.as_tensor(amounts, dtype=torch.float32).reshape(-1)
     if not torch.isfinite(amounts).all() or amounts.numel() == 0:
         raise ValueError("amounts must be a non-empty sequence of finite numbers")
@@ -164,8 +168,7 @@ def boundary_sweep(model, x, target=None, reference=None, n_directions: int = 2,
     directions, scales = boundary_directions(
         model, projection.x if reference is None else reference, normals, n_directions, chunk_size
     )
-    t, amounts = t.to(projection.z), amounts.to(projection.z)
-    across = projection.z[:, None] + t[None, :, None] * (projection.z_proj - projection.z)[:, None]  # (N, T, D)
+    amounts = amounts.to(projection.z)
     shifts = amounts[None, None, :, None] * (scales[..., None, None] * directions[:, :, None, :])  # (N, K, A, D)
     points = across[:, None, None] + shifts[:, :, :, None]  # (N, K, A, T, D)
     with evaluating(model), torch.no_grad():

@@ -32,21 +32,20 @@ class Recipe:
     load_data: Callable
     build: dict
     fit: dict = field(default_factory=dict)
-    description: str = ""
 
 
 PRETRAINED = {
+    # RealNVP invertible classifier on 8x8 digits (hybrid objective, 1-pixel shifts).
     "digits-invertible": Recipe(
         load_data=load_digits_split,
         build={"input_shape": (1, 8, 8), "num_classes": 10, "blocks": 8, "hidden": 64, "seed": 0},
         fit={"dequantization": 1 / 16, "augment": random_shifts(1), "seed": 0},
-        description="RealNVP invertible classifier on 8x8 digits (hybrid objective, 1-pixel shifts)",
     ),
+    # RealNVP invertible classifier on the two moons of Zhuang et al. (2019).
     "moons-invertible": Recipe(
         load_data=load_moons_split,
         build={"input_shape": (2,), "num_classes": 2, "blocks": 6, "hidden": 64, "seed": 1},
         fit={"batch_size": 64, "lr": 1e-3, "seed": 1},
-        description="RealNVP invertible classifier on the two moons of Zhuang et al. (2019)",
     ),
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["check_inputs", "check_invertible_classifier", "check_targets", "model_parameter"]
+__all__ = ["check_inputs", "check_invertible_classifier", "check_targets"]
 
 
 def check_invertible_classifier(model, name: str = "model") -> None:
@@ -24,11 +24,6 @@ def check_invertible_classifier(model, name: str = "model") -> None:
         raise TypeError(f"{name}.head must be an nn.Linear, got {type(model.head).__name__}")
     if not hasattr(model, "input_shape"):
         raise TypeError(f"{name} must declare input_shape (the shape of one input)")
-
-
-def model_parameter(model: nn.Module) -> torch.Tensor:
-    """One parameter of the model: where it lives and in which dtype it computes."""
-    return model.head.weight
 
 
 def check_inputs(x, input_shape: tuple[int, ...], name: str = "x", dtype: torch.dtype | None = None,

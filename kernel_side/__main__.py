@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names:
         model, _, metrics = train_pretrained(name)
         save_pretrained(model, metrics, out / f"{name}.pt")
-        print(f"{name}: test accuracy {metrics['test_accuracy']:.4f}, {metrics['train_seconds']:.1f} s -> {out / (name + '.pt')}")
+        tests = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key.startswith("test_"))
+        print(f"{name}: {tests}, {metrics['train_seconds']:.1f} s -> {out / (name + '.pt')}")
 
 
 if __name__ == "__main__":

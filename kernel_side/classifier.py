@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from .flows import ActNorm, AffineCoupling, Flow, Permutation, alternating_masks, checkerboard_mask
+from .flows import Flow, coupling_flow
 
 __all__ = ["InvertibleClassifier"]
 
@@ -55,26 +55,11 @@ class InvertibleClassifier(nn.Module):
         clamp: float = 2.0,
         seed: int = 0,
     ) -> "InvertibleClassifier":
-        """A fresh model: ``blocks`` affine couplings, each followed by ActNorm.
-
-        Image-shaped inputs (two or more dimensions) use alternating checkerboard masks;
-        flat vectors use random half masks and a fixed permutation after every pair of
-        couplings.
-        """
-        generator = torch.Generator().manual_seed(seed)
+        """A fresh model whose feature map is :func:`~crosslens.kernel_side.flows.coupling_flow`
+        (``blocks`` affine couplings, each followed by ActNorm) and a linear head."""
         torch.manual_seed(seed)  # conditioner weights
-        features = math.prod(input_shape)
-        is_image = len(input_shape) >= 2
-        if is_image:
-            masks = [checkerboard_mask(tuple(input_shape), parity=index % 2) for index in range(blocks)]
-        else:
-            masks = alternating_masks(features, blocks, generator)
-        layers: list[nn.Module] = [ActNorm(features)]
-        for index, mask in enumerate(masks):
-            layers += [AffineCoupling(mask, hidden=hidden, clamp=clamp), ActNorm(features)]
-            if not is_image and index % 2 == 1:
-                layers.append(Permutation(features, generator))
-        model = cls(Flow(layers), num_classes, input_shape)
+        flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))
+        model = cls(flow, num_classes, input_shape)
         model.config = {
             "input_shape": list(input_shape),
             "num_classes": int(num_classes),

@@ -1,16 +1,26 @@
 """The embedded default data sets, split exactly as DESIGN.md fixes them.
 
 Both come with scikit-learn and work offline: ``load_digits`` (1797 8x8 images, values
-0..16) and ``make_moons``.
+0..16) and ``make_moons``. The lifted moons embed the moons in a higher dimension, where
+they occupy a thin neighbourhood of a plane (Dombrowski et al. 2022,
+https://arxiv.org/abs/2206.05075: data on a low-dimensional manifold is where latent
+counterfactuals differ from input-space ones).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-__all__ = ["load_digits_split", "load_moons_split", "DIGITS_CLASS_NAMES", "MOONS_CLASS_NAMES"]
+from .validation import check_inputs
+
+__all__ = [
+    "DIGITS_CLASS_NAMES", "LiftedMoons", "MOONS_CLASS_NAMES", "load_digits_split", "load_lifted_moons_split",
+    "load_moons_split",
+]
 
 DIGITS_CLASS_NAMES = [str(digit) for digit in range(10)]
 MOONS_CLASS_NAMES = ["upper moon", "lower moon"]
@@ -46,3 +56,56 @@ def load_moons_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
     x, y = make_moons(n_samples=1000, noise=0.2, random_state=0)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.4, random_state=42)
     return _as_tensors(x_train, y_train, x_test, y_test)
+
+
+@dataclass(frozen=True)
+class LiftedMoons:
+    """The moons of :func:`load_moons_split` lifted into R^dim.
+
+    Fields:
+        x_train (600, dim), y_train (600,), x_test (400, dim), y_test (400,): float32 points
+            and int64 labels, in the order of :func:`load_moons_split`.
+        basis: (dim, 2) orthonormal columns spanning the plane the moons lie on.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    basis: torch.Tensor
+
+    def manifold_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance of each point (N, dim) to the plane of the moons, ``||(I - B B^T) x||``, shape (N,)."""
+        x = check_inputs(x, (self.basis.shape[0],), "x", dtype=self.basis.dtype)
+        basis = self.basis.to(x.device)
+        return (x - (x @ basis) @ basis.T).norm(dim=1)
+
+
+def load_lifted_moons_split(dim: int = 10, noise: float = 0.01, seed: int = 0) -> LiftedMoons:
+    """The two moons embedded in R^dim by a random orthonormal basis, plus isotropic noise.
+
+    ``x = B m + noise * e`` with m a point of :func:`load_moons_split`, B a (dim, 2) matrix
+    with orthonormal columns (the QR factor of a seeded Gaussian matrix) and e standard
+    normal in all ``dim`` coordinates, so a point's distance to the plane is about
+    ``noise * sqrt(dim - 2)``.
+
+    Example:
+        >>> moons = load_lifted_moons_split()
+        >>> moons.x_train.shape, moons.basis.shape
+        (torch.Size([600, 10]), torch.Size([10, 2]))
+        >>> bool(moons.manifold_distance(moons.x_test).median() < 0.05)
+        True
+    """
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
+        raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+    if not noise >= 0:
+        raise ValueError(f"noise must be non-negative, got {noise}")
+    generator = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(dim, 2, generator=generator, dtype=torch.float64))[0]
+    x_train, y_train, x_test, y_test = load_moons_split()
+
+    def lift(points: torch.Tensor) -> torch.Tensor:
+        noises = torch.randn(len(points), dim, generator=generator, dtype=torch.float64)
+        return (points.double() @ basis.T + noise * noises).float()
+
+    return LiftedMoons(lift(x_train), y_train, lift(x_test), y_test, basis.float())

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ActNorm", "AffineCoupling", "Flow", "Permutation", "alternating_masks", "checkerboard_mask"]
+__all__ = ["ActNorm", "AffineCoupling", "Flow", "Permutation", "alternating_masks", "checkerboard_mask", "coupling_flow"]
 
 
 class ActNorm(nn.Module):
@@ -184,3 +184,26 @@ def alternating_masks(features: int, count: int, generator: torch.Generator | No
             mask = 1 - masks[-1]
         masks.append(mask)
     return masks
+
+
+def coupling_flow(input_shape: tuple[int, ...], blocks: int, hidden: int, clamp: float,
+                  generator: torch.Generator) -> Flow:
+    """``blocks`` affine couplings, each followed by ActNorm, after an initial ActNorm.
+
+    Image-shaped inputs (two or more dimensions) use alternating checkerboard masks; flat
+    vectors use random half masks and a fixed permutation after every pair of couplings.
+    Conditioner weights come from the global random state; masks and permutations from
+    ``generator``.
+    """
+    features = math.prod(input_shape)
+    is_image = len(input_shape) >= 2
+    if is_image:
+        masks = [checkerboard_mask(tuple(input_shape), parity=index % 2) for index in range(blocks)]
+    else:
+        masks = alternating_masks(features, blocks, generator)
+    layers: list[nn.Module] = [ActNorm(features)]
+    for index, mask in enumerate(masks):
+        layers += [AffineCoupling(mask, hidden=hidden, clamp=clamp), ActNorm(features)]
+        if not is_image and index % 2 == 1:
+            layers.append(Permutation(features, generator))
+    return Flow(layers)

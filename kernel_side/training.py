@@ -1,4 +1,4 @@
-"""Training an invertible classifier with the hybrid objective.
+"""Training classifiers: the hybrid objective for invertible ones, cross-entropy for any.
 
 References:
     Zhuang et al. 2019 (https://arxiv.org/abs/1910.00406) train with cross-entropy alone.
@@ -7,6 +7,7 @@ References:
     noise. The default hybrid objective adds the flow's negative log-likelihood per dimension,
     as in Nalisnick et al., Hybrid models with deep and invertible features, ICML 2019
     (https://arxiv.org/abs/1902.02767): ``CE + 0.1 * NLL / D`` with uniform dequantisation.
+    Plain classifiers (:mod:`crosslens.kernel_side.classifiers`) train with cross-entropy.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
+from torch import nn
 from tqdm.auto import tqdm
 
-from .classifier import InvertibleClassifier
 from .validation import check_inputs, check_targets
 
 __all__ = ["FitReport", "fit", "random_shifts"]
@@ -48,8 +49,18 @@ def _objective(model, x, y, objective, nll_weight):
     return F.cross_entropy(logits, y) + nll_weight * nll_per_dim, logits
 
 
+def _check_classifier(model, objective: str) -> None:
+    if not isinstance(model, nn.Module) or not hasattr(model, "input_shape") or not hasattr(model, "num_classes"):
+        raise TypeError(f"model must be a torch.nn.Module with input_shape and num_classes, got {type(model).__name__}")
+    if objective == "hybrid" and not (hasattr(model, "features_and_log_prob") and hasattr(model, "head")):
+        raise TypeError(
+            f"model must be an invertible classifier (features_and_log_prob and head) for objective='hybrid'; "
+            f"train a {type(model).__name__} with objective='cross_entropy'"
+        )
+
+
 def fit(
-    model: InvertibleClassifier,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -69,10 +80,11 @@ def fit(
     """Train ``model`` in place with Adam and early stopping; return a :class:`FitReport`.
 
     Arguments:
-        model: an :class:`InvertibleClassifier`.
+        model: a classifier with ``input_shape`` and ``num_classes``: an
+            :class:`InvertibleClassifier`, or any other for ``objective="cross_entropy"``.
         x: training inputs (N, *model.input_shape); y: labels (N,).
-        objective: ``"hybrid"`` (cross-entropy + ``nll_weight`` x NLL per dimension, default)
-            or ``"cross_entropy"``.
+        objective: ``"hybrid"`` (cross-entropy + ``nll_weight`` x NLL per dimension, default;
+            invertible classifiers only) or ``"cross_entropy"``.
         dequantization: width of the uniform noise added to each training input (1/16 for
             digits, whose pixels take 17 levels; 0 for continuous data).
         validation_fraction: held-out share of ``x`` (stratified) for early stopping; the
@@ -89,8 +101,10 @@ def fit(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
-    device = model.head.weight.device
-    x = check_inputs(x, model.input_shape, "x", dtype=model.head.weight.dtype, device=device)
+    _check_classifier(model, objective)
+    parameter = next(model.parameters())
+    device = parameter.device
+    x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=device)
     y = check_targets(y, x.shape[0], model.num_classes, "y").to(device)
     train_idx, val_idx = train_test_split(
         torch.arange(x.shape[0]).numpy(), test_size=validation_fraction,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["check_inputs", "check_invertible_classifier", "check_targets"]
+__all__ = ["check_architecture", "check_inputs", "check_invertible_classifier", "check_targets"]
 
 
 def check_invertible_classifier(model, name: str = "model") -> None:
@@ -77,3 +77,22 @@ def check_targets(target, count: int, num_classes: int, name: str = "target") ->
             f"{name} must lie in [0, {num_classes - 1}], got {target[out_of_range][0].item()}"
         )
     return target.clone()
+
+
+def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
+    """Return ``input_shape`` as a tuple of positive ints; every keyword must be a positive int.
+
+    Raises a TypeError or ValueError that names the offending argument.
+    """
+    try:
+        shape = tuple(input_shape)
+    except TypeError as error:
+        raise TypeError(f"input_shape must be a tuple of ints, got {type(input_shape).__name__}") from error
+    if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
+        raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}")
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be positive, got {value}")
+    return shape

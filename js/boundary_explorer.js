@@ -9,13 +9,13 @@
 import { decodePayload, readBlock, valueAt } from "./payload.js";
 import { classColor, cssColor, divergingGradient } from "./colormaps.js";
 import {
-  blend, drawImageData, inputImage, lighten, niceTicks, pixelImage, shade, signedImage, sizePixelCanvas,
+  blend, drawAxes, drawImageData, inputImage, lighten, niceTicks, pixelImage, shade, signedImage,
   sizeVectorCanvas, strokePolyline, themeColor, themeCss,
 } from "./draw.js";
 import {
-  controlRow, formatNumber, frameScheduler, guardKeys, h, rangeControl, rangeTicks, selectControl, setOptions,
-  traitSync,
+  controlRow, formatNumber, frameScheduler, h, rangeControl, rangeTicks, selectControl, setOptions, traitSync,
 } from "./controls.js";
+import { imageShapeOf, inputPicker, pixelFigure, probabilityBars } from "./panels.js";
 
 const IMAGE_CSS_SIZE = 144;
 const THUMB_CSS_SIZE = 34;
@@ -31,15 +31,6 @@ const OVERLAYS = [
   { value: "difference", label: "x − frame (what changes)", caption: "x − frame" },
   { value: "importance", label: "Taylor importance at x", caption: "Importance" },
 ];
-
-/**
- * (channels, height, width) of the payload's images, as Python computed them.
- * @param {Record<string, any>} meta
- */
-function imageShapeOf(meta) {
-  const [channels, height, width] = meta.image_shape;
-  return { channels, height, width };
-}
 
 /**
  * @param {Float32Array} values sorted ascending
@@ -150,42 +141,20 @@ function render({ model, el }) {
   }
 
   function buildPicker() {
-    const strip = h("div", { className: "xl-picker", role: "index-picker", attrs: { "aria-label": "Inputs" } });
-    ui.thumbs = [];
-    const shape = imageShapeOf(data.meta);
-    const [lo, hi] = data.meta.pixel_range;
-    for (let i = 0; i < data.n; i++) {
-      const canvas = h("canvas", { className: "xl-thumb-canvas" });
-      sizePixelCanvas(canvas, shape.width, shape.height, THUMB_CSS_SIZE);
-      drawImageData(canvas, inputImage(readBlock(data.arrays.x, [i]), shape, lo, hi));
-      const button = h("button", {
-        className: "xl-thumb", role: "index-option",
-        attrs: { type: "button", "data-index": i, "aria-label": `Input ${i + 1}, predicted ${data.names[data.source[i]]}` },
-      }, [canvas]);
-      guardKeys(button, signal);
-      button.addEventListener("click", () => selectIndex(i), { signal });
-      ui.thumbs.push(button);
-      strip.appendChild(button);
-    }
-    return strip;
-  }
-
-  /**
-   * @param {string} caption
-   * @param {string} role
-   */
-  function figure(caption, role) {
-    const canvas = h("canvas", { className: "xl-pixels", role, attrs: { role: "img", "aria-label": caption } });
-    const label = h("figcaption", { text: caption });
-    return { canvas, label, node: h("figure", { className: "xl-figure" }, [canvas, label]) };
+    ui.picker = inputPicker({
+      x: data.arrays.x, shape: imageShapeOf(data.meta), range: data.meta.pixel_range, size: THUMB_CSS_SIZE, signal,
+      labels: Array.from({ length: data.n }, (_, i) => `Input ${i + 1}, predicted ${data.names[data.source[i]]}`),
+      onSelect: selectIndex,
+    });
+    return ui.picker.node;
   }
 
   function buildImages() {
     const shape = imageShapeOf(data.meta);
-    ui.original = figure("Input x", "original-canvas");
-    ui.frame = figure("Frame", "frame-canvas");
-    ui.overlay = figure("x − frame", "overlay-canvas");
-    for (const f of [ui.original, ui.frame, ui.overlay]) sizePixelCanvas(f.canvas, shape.width, shape.height, IMAGE_CSS_SIZE);
+    const size = IMAGE_CSS_SIZE;
+    ui.original = pixelFigure({ caption: "Input x", role: "original-canvas", shape, size });
+    ui.frame = pixelFigure({ caption: "Frame", role: "frame-canvas", shape, size });
+    ui.overlay = pixelFigure({ caption: "x − frame", role: "overlay-canvas", shape, size });
     ui.legendLow = h("span", { className: "xl-legend-low" });
     ui.legendHigh = h("span", { className: "xl-legend-high" });
     const legend = h("div", { className: "xl-colorbar", role: "overlay-legend" }, [
@@ -219,31 +188,8 @@ function render({ model, el }) {
   }
 
   function buildProbabilities() {
-    const panel = h("div", { className: "xl-probs", role: "probabilities" }, [
-      h("div", { className: "xl-panel-title", text: "Class probabilities of the frame" }),
-    ]);
-    ui.bars = [];
-    for (let k = 0; k < data.classes; k++) {
-      const fill = h("span", { className: "xl-prob-fill" });
-      const value = h("span", { className: "xl-prob-value" });
-      const bar = h("div", {
-        className: "xl-prob-track", role: "prob-bar",
-        attrs: {
-          role: "meter", "aria-valuemin": 0, "aria-valuemax": 1, "aria-valuenow": 0,
-          "aria-label": `Probability of ${data.names[k]}`, "data-class": k,
-        },
-      }, [fill]);
-      const row = h("div", { className: "xl-prob", role: "prob-row", attrs: { "data-class": k } }, [
-        h("span", { className: "xl-prob-name", text: data.names[k] }), bar, value,
-      ]);
-      ui.bars.push({ row, bar, fill, value });
-      panel.appendChild(row);
-    }
-    panel.appendChild(h("div", { className: "xl-prob-key" }, [
-      h("span", { className: "xl-key xl-key-source", text: "predicted class of x" }),
-      h("span", { className: "xl-key xl-key-target", text: "target class" }),
-    ]));
-    return panel;
+    ui.bars = probabilityBars({ names: data.names, title: "Class probabilities of the frame" });
+    return ui.bars.node;
   }
 
   function buildAcross() {
@@ -372,7 +318,7 @@ function render({ model, el }) {
     const target = data.target[n];
     if (data.kind === "planar") drawMap(n, k, a, ti, probs);
     else drawImages(n, k, a, ti);
-    drawProbabilities(probs, source, target);
+    ui.bars.update(probs, source, target);
     drawControls(n, source, target);
 
     let top = 0;
@@ -420,7 +366,7 @@ function render({ model, el }) {
     ui.frame.label.textContent = `Frame at t = ${formatNumber(data.t[ti])}`;
     ui.legendLow.textContent = `−${formatNumber(limit, 2)}`;
     ui.legendHigh.textContent = `+${formatNumber(limit, 2)}`;
-    if (ui.thumbs) ui.thumbs.forEach((/** @type {HTMLElement} */ b, /** @type {number} */ i) => b.setAttribute("aria-pressed", String(i === n)));
+    if (ui.picker) ui.picker.select(n);
   }
 
   function mapScales() {
@@ -473,23 +419,10 @@ function render({ model, el }) {
     drawImageData(ui.map, regionImage(background), true, [MAP_MARGIN.left, MAP_MARGIN.top, w, hgt]);
 
     // axes
-    ctx.font = `11px ${getComputedStyle(root).fontFamily}`;
-    ctx.fillStyle = muted;
-    ctx.strokeStyle = frameLine;
-    ctx.lineWidth = 1;
-    ctx.strokeRect(MAP_MARGIN.left + 0.5, MAP_MARGIN.top + 0.5, w - 1, hgt - 1);
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
-    for (const v of niceTicks(xmin, xmax, 5)) {
-      ctx.fillText(formatNumber(v, 1), sx(v), MAP_MARGIN.top + hgt + 5);
-      ctx.fillRect(sx(v), MAP_MARGIN.top + hgt, 1, 4);
-    }
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    for (const v of niceTicks(ymin, ymax, 5)) {
-      ctx.fillText(formatNumber(v, 1), MAP_MARGIN.left - 7, sy(v));
-      ctx.fillRect(MAP_MARGIN.left - 4, sy(v), 4, 1);
-    }
+    const ticks = (/** @type {number} */ lo, /** @type {number} */ hi) => niceTicks(lo, hi, 5).map(
+      (v) => /** @type {[number, string]} */ ([v, formatNumber(v, 1)]));
+    drawAxes(ctx, { left: MAP_MARGIN.left, top: MAP_MARGIN.top, width: w, height: hgt }, ticks(xmin, xmax),
+      ticks(ymin, ymax), sx, sy, { font: `11px ${getComputedStyle(root).fontFamily}`, text: muted, line: frameLine });
 
     ctx.save();
     ctx.beginPath();
@@ -592,25 +525,6 @@ function render({ model, el }) {
 
     ui.coords.textContent = `x = (${formatNumber(xs[2 * n])}, ${formatNumber(xs[2 * n + 1])})`
       + ` · current position (${formatNumber(path[2 * ti])}, ${formatNumber(path[2 * ti + 1])})`;
-  }
-
-  /**
-   * @param {Float32Array} probs
-   * @param {number} source
-   * @param {number} target
-   */
-  function drawProbabilities(probs, source, target) {
-    ui.bars.forEach((/** @type {any} */ bar, /** @type {number} */ c) => {
-      const p = probs[c];
-      bar.fill.style.width = `${(100 * p).toFixed(2)}%`;
-      bar.value.textContent = p >= 0.995 ? "1.00" : formatNumber(p, 2);
-      bar.bar.setAttribute("aria-valuenow", p.toFixed(4));
-      bar.bar.dataset.value = String(p);
-      bar.row.classList.toggle("xl-is-source", c === source);
-      bar.row.classList.toggle("xl-is-target", c === target);
-      bar.bar.dataset.source = String(c === source);
-      bar.bar.dataset.target = String(c === target);
-    });
   }
 
   /**

@@ -8,6 +8,11 @@ const DIVERGING_STOPS = /** @type {RGB[]} */ ([
   [33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43],
 ]);
 
+/** White-to-dark stops for magnitudes (magma, reversed, starting at white): zero is white. */
+const SEQUENTIAL_STOPS = /** @type {RGB[]} */ ([
+  [255, 255, 255], [252, 253, 191], [254, 159, 109], [222, 73, 104], [140, 41, 129], [59, 15, 112],
+]);
+
 /** Categorical class colors (Tableau 10): readable on light and dark backgrounds. */
 export const CLASS_COLORS = /** @type {RGB[]} */ ([
   [78, 121, 167], [242, 142, 43], [225, 87, 89], [118, 183, 178], [89, 161, 79],
@@ -42,9 +47,29 @@ export function mix(a, b, t) {
  */
 export function diverging(v, limit) {
   const u = limit > 0 ? clamp(v / limit, -1, 1) : 0;
-  const x = (u + 1) / 2 * (DIVERGING_STOPS.length - 1);
-  const i = Math.min(Math.floor(x), DIVERGING_STOPS.length - 2);
-  return mix(DIVERGING_STOPS[i], DIVERGING_STOPS[i + 1], x - i);
+  return rampColor(DIVERGING_STOPS, (u + 1) / 2);
+}
+
+/**
+ * Color at position u in [0, 1] of a list of stops (linear between neighbours).
+ * @param {RGB[]} stops
+ * @param {number} u
+ * @returns {RGB}
+ */
+function rampColor(stops, u) {
+  const x = clamp(u, 0, 1) * (stops.length - 1);
+  const i = Math.min(Math.floor(x), stops.length - 2);
+  return mix(stops[i], stops[i + 1], x - i);
+}
+
+/**
+ * Magnitude in [0, limit] to white-to-dark (zero is white).
+ * @param {number} v
+ * @param {number} limit
+ * @returns {RGB}
+ */
+export function sequential(v, limit) {
+  return rampColor(SEQUENTIAL_STOPS, limit > 0 ? v / limit : 0);
 }
 
 /**
@@ -79,9 +104,20 @@ export function cssColor(c, alpha = 1) {
 }
 
 /**
- * A CSS linear-gradient of the diverging map (for legends).
+ * A CSS linear-gradient through color stops, left to right (for legends).
+ * @param {RGB[]} stops
  */
+function gradientCss(stops) {
+  const parts = stops.map((c, i) => `${cssColor(c)} ${(100 * i / (stops.length - 1)).toFixed(1)}%`);
+  return `linear-gradient(to right, ${parts.join(", ")})`;
+}
+
+/** A CSS linear-gradient of the diverging map (for legends). */
 export function divergingGradient() {
-  const stops = DIVERGING_STOPS.map((c, i) => `${cssColor(c)} ${(100 * i / (DIVERGING_STOPS.length - 1)).toFixed(1)}%`);
-  return `linear-gradient(to right, ${stops.join(", ")})`;
+  return gradientCss(DIVERGING_STOPS);
+}
+
+/** A CSS linear-gradient of the sequential (magnitude) map (for legends). */
+export function sequentialGradient() {
+  return gradientCss(SEQUENTIAL_STOPS);
 }

@@ -1,7 +1,7 @@
 // @ts-check
 // Canvas drawing shared by every explorer: pixel images upscaled without smoothing,
 // signed overlays, theme colors, axes for 2-D maps.
-import { clamp, diverging, inkGray, mix } from "./colormaps.js";
+import { clamp, diverging, inkGray, mix, sequential } from "./colormaps.js";
 
 /** @typedef {[number, number, number]} Color3 */
 /** @typedef {{ channels: number, height: number, width: number }} ImageShape (channels, height, width) */
@@ -57,6 +57,22 @@ export function signedImage(values, shape, limit) {
     let sum = 0;
     for (let c = 0; c < channels; c++) sum += values[c * plane + i];
     return diverging(sum / channels, limit);
+  });
+}
+
+/**
+ * Per-pixel channel mean of |values|, colored white-to-dark in [0, limit] (difference maps).
+ * @param {Float32Array} values
+ * @param {ImageShape} shape
+ * @param {number} limit
+ */
+export function magnitudeImage(values, shape, limit) {
+  const { channels, height, width } = shape;
+  const plane = height * width;
+  return pixelImage(width, height, (i) => {
+    let sum = 0;
+    for (let c = 0; c < channels; c++) sum += Math.abs(values[c * plane + i]);
+    return sequential(sum / channels, limit);
   });
 }
 
@@ -212,6 +228,37 @@ export function niceTicks(lo, hi, count) {
   const ticks = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return ticks;
+}
+
+/**
+ * A plot frame with tick marks and labels: x ticks below the box, y ticks left of it.
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {{ left: number, top: number, width: number, height: number }} box in CSS pixels
+ * @param {Array<[number, string]>} xTicks (value, label) pairs
+ * @param {Array<[number, string]>} yTicks
+ * @param {(v: number) => number} sx value to x pixel
+ * @param {(v: number) => number} sy value to y pixel
+ * @param {{ font: string, text: string, line: string }} style
+ */
+export function drawAxes(ctx, box, xTicks, yTicks, sx, sy, style) {
+  ctx.font = style.font;
+  ctx.fillStyle = style.text;
+  ctx.strokeStyle = style.line;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(box.left + 0.5, box.top + 0.5, box.width - 1, box.height - 1);
+  const bottom = box.top + box.height;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const [v, label] of xTicks) {
+    ctx.fillText(label, sx(v), bottom + 5);
+    ctx.fillRect(sx(v), bottom, 1, 4);
+  }
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const [v, label] of yTicks) {
+    ctx.fillText(label, box.left - 7, sy(v));
+    ctx.fillRect(box.left - 4, sy(v), 4, 1);
+  }
 }
 
 /**

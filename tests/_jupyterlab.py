@@ -42,8 +42,13 @@ CHROMIUM_ARGS = [
 ]
 
 # Lab user settings written before start: no autosave (never write a notebook), no news,
-# no extension manager (it would query PyPI).
+# no extension manager (it would query PyPI), and widget comms on the main shell: with
+# JupyterLab 4.6's default "comms over subshells" (one subshell per comm target) and
+# ipykernel 7.4 the kernel dropped every later widget message from the page once the widget
+# manager's control comm had closed and its subshell was deleted (5 of 10 runs here: a
+# Stop button or target select that does nothing, Python view state that no longer follows).
 USER_SETTINGS = {
+    "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings": {"commsOverSubshells": "disabled"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",

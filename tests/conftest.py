@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from _browser import lab, page  # noqa: F401  (the real-browser fixtures, shared by every browser test)
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):

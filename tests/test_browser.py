@@ -7,170 +7,31 @@ controls that do not stop propagation), checking that the frame canvas and the t
 probability follow, that the browser logged no error, and saving a screenshot to
 ``artifacts/boundary_digits.png`` (the CI artifact).
 
-Skipped only outside CI when Chromium or Playwright is missing; in CI (``CI`` set) a
-missing browser is a failure.
+The fixtures ``lab`` and ``page`` and the page helpers live in ``_browser.py``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from _jupyterlab import (
-    CHROMIUM,
-    ConsoleLog,
-    JupyterLab,
-    launch_chromium,
-    open_and_run_all,
-    wait_cells_idle,
+from _browser import (
+    ARTIFACTS, REPO, assert_clean_console, canvas_data, press_and_expect, read_prob, run_in_kernel, slider_state,
+    wait_canvas_change, wait_slider_value,
 )
+from _jupyterlab import open_and_run_all, wait_cells_idle
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-ARTIFACTS = Path(os.environ.get("CROSSLENS_ARTIFACTS", REPO / "artifacts"))
 
 READY = '[data-crosslens-ready="true"]'
 SLIDER = 'input[type="range"][data-role="t-slider"]'
 CANVAS = 'canvas[data-role="frame-canvas"]'
 TARGET_BAR = '[data-role="prob-bar"][data-target="true"]'
 
-# Console errors we tolerate, each with the reason. Keep this list empty unless a message
-# is proven to come from JupyterLab itself and not from crosslens.
-BENIGN_CONSOLE_ERRORS: tuple[str, ...] = ()
-
 pytestmark = pytest.mark.browser
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _require_browser() -> None:
-    problems = []
-    if not os.path.exists(CHROMIUM):
-        problems.append(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("the playwright Python package is missing")
-    if not problems:
-        return
-    message = "; ".join(problems)
-    if _in_ci():
-        pytest.fail(f"browser test cannot run in CI: {message}", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def lab():
-    _require_browser()
-    server = JupyterLab()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        leftovers = server.leftover_pids()
-        server.cleanup()
-        assert not leftovers, f"processes survived JupyterLab teardown: {leftovers}"
-
-
-@pytest.fixture
-def page(lab, request):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            pg = context.new_page()
-            pg.set_default_timeout(30_000)
-            pg.console_log = ConsoleLog(pg)
-            yield pg
-            rep = getattr(request.node, "rep_call", None)
-            if rep is None or rep.failed:
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                try:
-                    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"),
-                                  full_page=True)
-                except Exception as exc:  # the failure itself matters more
-                    print(f"could not save failure screenshot: {exc}", file=sys.stderr)
-                log = pg.console_log
-                print("console errors:", log.errors, "\npage errors:", log.page_errors,
-                      "\nserver log tail:\n" + lab.log_tail(), file=sys.stderr)
-        finally:
-            browser.close()
-
-
-# -- page helpers --------------------------------------------------------------------------
-
-def canvas_data(locator) -> str:
-    return locator.evaluate("c => c.toDataURL()")
-
-
-def wait_canvas_change(page, locator, before: str, timeout_ms: int = 5_000) -> str:
-    handle = locator.element_handle()
-    try:
-        page.wait_for_function(
-            "([c, before]) => c.toDataURL() !== before", arg=[handle, before], timeout=timeout_ms
-        )
-    except Exception:
-        raise AssertionError("the frame canvas did not change") from None
-    return canvas_data(locator)
-
-
-def read_prob(locator) -> float:
-    value = locator.evaluate(
-        "e => e.getAttribute('aria-valuenow') ?? e.dataset.value ?? e.getAttribute('value')"
-    )
-    assert value is not None, "target prob-bar exposes neither aria-valuenow nor data-value"
-    return float(value)
-
-
-def slider_state(slider) -> dict:
-    return slider.evaluate(
-        "s => ({value: Number(s.value), min: Number(s.min || 0), max: Number(s.max || 100),"
-        " focused: document.activeElement === s})"
-    )
-
-
-def press_and_expect(page, slider, key, times, condition):
-    """Press ``key`` on the focused slider and wait until its value ``v`` meets ``condition``."""
-    before = slider_state(slider)
-    for _ in range(times):
-        page.keyboard.press(key)
-    try:
-        wait_slider_value(page, slider, condition)
-    except Exception:
-        raise AssertionError(
-            f"{key} on the focused slider did not change it (was {before}, now {slider_state(slider)}): "
-            "JupyterLab probably swallowed the key"
-        ) from None
-
-
-def wait_slider_value(page, slider, predicate_js: str, timeout_ms: int = 3_000) -> None:
-    page.wait_for_function(
-        f"(s) => {{ const v = Number(s.value); return {predicate_js}; }}",
-        arg=slider.element_handle(),
-        timeout=timeout_ms,
-    )
-
-
-def run_in_kernel(page, code: str) -> None:
-    """Send ``code`` to the notebook's kernel without waiting for it (as another cell would);
-    ``window.__crosslensKernelDone`` turns true when the kernel has finished it."""
-    page.evaluate(
-        """(code) => {
-            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-            window.__crosslensKernelDone = false;
-            kernel.requestExecute({code}).done.then(() => { window.__crosslensKernelDone = true; });
-        }""",
-        code,
-    )
 
 
 def exercise_boundary_explorer(page, screenshot: Path) -> dict:
@@ -237,12 +98,6 @@ def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     root.screenshot(path=str(screenshot))
     return {"t": [start["value"], v1, v2, v3], "prob": [prob0, prob1]}
-
-
-def assert_clean_console(log: ConsoleLog) -> None:
-    errors = [e for e in log.errors if not any(b in e for b in BENIGN_CONSOLE_ERRORS)]
-    assert not log.page_errors, f"uncaught page errors: {log.page_errors}"
-    assert not errors, f"browser console errors: {errors}"
 
 
 # -- the test ------------------------------------------------------------------------------

@@ -1,21 +1,25 @@
 """crosslens: look inside PyTorch classifiers from a Jupyter notebook.
 
-The widgets live here (``crosslens.BoundaryExplorer``); the engine that computes every
-explanation is :mod:`crosslens.kernel_side` (PyTorch only, usable without Jupyter).
+The widgets live here (``crosslens.BoundaryExplorer``, ``crosslens.CounterfactualExplorer``);
+the engine that computes every explanation is :mod:`crosslens.kernel_side` (PyTorch only,
+usable without Jupyter).
 
 References:
     BoundaryExplorer: Zhuang, Dvornek, Li, Yang, Duncan. Decision explanation and feature
     importance for invertible networks. ICCV Workshops 2019. https://arxiv.org/abs/1910.00406
+    CounterfactualExplorer: Dombrowski, Gerken, Mueller, Kessel. Diffeomorphic
+    counterfactuals with generative models. TPAMI 2024. https://arxiv.org/abs/2206.05075
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import kernel_side
 from .boundary_explorer import BoundaryExplorer
+from .counterfactual_explorer import CounterfactualExplorer
 
 try:
     __version__ = version("crosslens")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["BoundaryExplorer", "kernel_side", "__version__"]
+__all__ = ["BoundaryExplorer", "CounterfactualExplorer", "kernel_side", "__version__"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import anywidget
 import numpy as np
@@ -25,6 +25,9 @@ import torch
 import traitlets
 
 from . import _assets, kernel_side as ks
+from ._checks import (
+    check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, reject_unknown,
+)
 from .kernel_side.validation import check_inputs, check_invertible_classifier
 from .payload import pack, quantized
 
@@ -32,7 +35,8 @@ __all__ = ["BoundaryExplorer"]
 
 OVERLAYS = ("difference", "importance")
 LARGE_PAYLOAD = 32 * 2**20  # bytes; above this the constructor warns
-ACCEPTED_OPTIONS = ("n_directions", "amounts", "resolution", "pixel_range", "dtype")
+ACCEPTED_OPTIONS = ("model", "x", "target", "class_names", "steps", "t_max", "reference", "n_directions", "amounts",
+                    "resolution", "pixel_range", "dtype")
 # Tableau 10, the same class colors as js/colormaps.js.
 CLASS_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
@@ -118,26 +122,22 @@ class BoundaryExplorer(anywidget.AnyWidget):
     def __init__(self, model, x, target=None, class_names=None, steps: int = 64, t_max: float = 2.0,
                  reference=None, *, n_directions: int | None = None, amounts=None, resolution: int = 200,
                  pixel_range: tuple[float, float] | None = None, dtype: torch.dtype | None = None, **unknown):
-        if unknown:
-            raise TypeError(
-                f"BoundaryExplorer() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}; "
-                f"accepted: model, x, target, class_names, steps, t_max, reference, {', '.join(ACCEPTED_OPTIONS)}"
-            )
+        reject_unknown("BoundaryExplorer", unknown, ACCEPTED_OPTIONS)
         self._ready = False
         self._quiet_target = False
         check_invertible_classifier(model)
         self._model = model
         self._input_shape = tuple(int(size) for size in model.input_shape)
         self._num_classes = int(model.head.out_features)
-        self._class_names = self._check_class_names(class_names)
+        self._class_names = check_class_names(class_names, self._num_classes)
         self._planar = self._input_shape == (2,)
         self._x = _as_cpu(check_inputs(x, self._input_shape, "x"))
         self._reference = None if reference is None else _as_cpu(check_inputs(reference, self._input_shape, "reference"))
-        self._requested = self._check_requested(target)
+        self._requested = check_requested(target, len(self._x), self._num_classes)
         self._steps, self._t_max, self._dtype = steps, t_max, dtype
         self._n_directions = self._check_n_directions(n_directions)
         self._amounts = amounts
-        self._pixel_range = self._check_pixel_range(pixel_range)
+        self._pixel_range = check_pixel_range(pixel_range, self._x)
         self._warn_if_large()
 
         rows = self._compute_rows(list(range(len(self._x))), self._requested)
@@ -153,39 +153,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
         self._ready = True
 
     # ---- argument checks ----------------------------------------------------------------
-    def _check_class_names(self, class_names) -> list[str]:
-        if class_names is None:
-            return [str(k) for k in range(self._num_classes)]
-        if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
-            raise TypeError(f"class_names must be a sequence of {self._num_classes} strings, got {type(class_names).__name__}")
-        if len(class_names) != self._num_classes:
-            raise ValueError(
-                f"class_names must have one name per class ({self._num_classes} for this model), got {len(class_names)}"
-            )
-        return [str(name) for name in class_names]
-
-    def _check_target_value(self, value, name: str = "target") -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be None or a class index (int), got {type(value).__name__}")
-        value = int(value)
-        if not 0 <= value < self._num_classes:
-            raise ValueError(f"{name} must be None or a class index in [0, {self._num_classes - 1}], got {value}")
-        return value
-
-    def _check_requested(self, target) -> list[int | None]:
-        count = len(self._x)
-        if target is None or isinstance(target, (int, np.integer)) or (isinstance(target, torch.Tensor) and target.ndim == 0):
-            return [self._check_target_value(target)] * count
-        if isinstance(target, (str, bytes)) or not hasattr(target, "__len__"):
-            raise TypeError(f"target must be None, a class index or a sequence of {count}, got {type(target).__name__}")
-        if len(target) != count:
-            raise ValueError(f"target must be None, one class index or {count} of them (one per input), got {len(target)}")
-        return [self._check_target_value(value, f"target[{row}]") for row, value in enumerate(target)]
-
     def _check_n_directions(self, n_directions) -> int:
         dims = math.prod(self._input_shape)
         if n_directions is None:
@@ -193,18 +160,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
         if isinstance(n_directions, bool) or not isinstance(n_directions, int) or not 0 <= n_directions <= dims - 1:
             raise ValueError(f"n_directions must be an integer in [0, {dims - 1}], got {n_directions!r}")
         return n_directions
-
-    def _check_pixel_range(self, pixel_range) -> tuple[float, float]:
-        if pixel_range is None:
-            lo, hi = float(self._x.min()), float(self._x.max())
-            return (lo, hi) if hi > lo else (lo, lo + 1.0)
-        try:
-            lo, hi = (float(v) for v in pixel_range)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"pixel_range must be two numbers (lo, hi), got {pixel_range!r}") from error
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"pixel_range must be finite with lo < hi, got {pixel_range!r}")
-        return lo, hi
 
     def _warn_if_large(self) -> None:
         along = 9 if self._amounts is None else len(torch.as_tensor(self._amounts).reshape(-1))
@@ -308,7 +263,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
             lo, hi = self._pixel_range
             margin = 0.5 * (hi - lo)
             meta["pixel_range"] = [lo, hi]
-            meta["image_shape"] = list(self._image_shape())
+            meta["image_shape"] = list(image_shape(self._input_shape))
             # The difference overlay is scaled by the explanation x - x_proj: full color at
             # t = 1, clipped beyond.
             difference = (self._x - rows["x_proj"]).flatten(1).abs().amax(1)
@@ -321,14 +276,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
                 "difference_limit": difference.clamp_min(1e-12),
             })
         return pack(arrays, meta)
-
-    def _image_shape(self) -> tuple[int, int, int]:
-        shape = self._input_shape
-        if len(shape) >= 3:
-            return (math.prod(shape[:-2]), shape[-2], shape[-1])
-        if len(shape) == 2:
-            return (1, shape[0], shape[1])
-        return (1, 1, shape[0])
 
     # ---- trait validation and observers -------------------------------------------------
     @traitlets.validate("t")
@@ -376,7 +323,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
 
     @traitlets.validate("target")
     def _valid_target(self, proposal):
-        value = self._check_target_value(proposal["value"])
+        value = check_class_index(proposal["value"], self._num_classes)
         if value is not None and self._ready and not self._quiet_target:
             source = int(self._rows["source"][self.index])
             if value == source:
@@ -544,7 +491,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
 
     def _draw_images(self, axes, n, k, a, ti) -> None:
         lo, hi = self._pixel_range
-        channels, height, width = self._image_shape()
+        channels, height, width = image_shape(self._input_shape)
 
         def picture(values: torch.Tensor) -> np.ndarray:
             values = values.reshape(channels, height, width)

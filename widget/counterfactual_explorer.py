@@ -1,0 +1,723 @@
+"""CounterfactualExplorer: watch a generator-based counterfactual and the pixel-space baseline side by side.
+
+References:
+    Dombrowski, Gerken, Mueller, Kessel. Diffeomorphic counterfactuals with generative
+    models. TPAMI 2024. https://arxiv.org/abs/2206.05075
+
+The engine (:func:`crosslens.kernel_side.counterfactuals.latent_counterfactual` and
+:func:`~crosslens.kernel_side.counterfactuals.pixel_counterfactual`) runs the searches. This
+module runs them in a background thread, so the kernel stays free and a Stop button works,
+and streams the growing trajectories through ONE binary payload trait (:mod:`crosslens.payload`),
+re-packed at most a few times a second. Late views get the current state through ordinary
+trait sync. The browser scrubs every recorded frame without the kernel.
+
+Streaming design: one daemon worker thread per explorer, started on demand, runs queued
+jobs one after another (the models are never used by two searches at once). A job is a set
+of rows and the methods to run on them; each row carries a generation number that a target
+change bumps, so results for a row whose target changed meanwhile are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import anywidget
+import numpy as np
+import torch
+import traitlets
+
+from . import _assets
+from ._checks import check_class_index, check_class_names, check_pixel_range, check_requested, image_shape
+from ._checks import reject_unknown
+from .kernel_side.counterfactuals import CounterfactualResult, latent_counterfactual, pixel_counterfactual
+from .payload import pack, quantized
+
+__all__ = ["CounterfactualExplorer"]
+
+METHODS = ("latent", "pixel")
+ALIGNS = ("fraction", "step")
+# Row status per method, as sent to the front end (uint8).
+QUEUED, RUNNING, DONE, STOPPED = 0, 1, 2, 3
+STATUS_NAMES = ("queued", "running", "done", "stopped")
+LARGE_PAYLOAD = 32 * 2**20  # bytes; above this the constructor warns
+MIN_INTERVAL = 0.2  # seconds between streamed payloads (plus the time to send one at ~50 MB/s)
+ACCEPTED_OPTIONS = ("classifier", "generator", "x", "target", "class_names", "threshold", "max_steps",
+                    "compare_pixel", "lr", "pixel_lr", "record_every", "clip", "pixel_range")
+# js/colormaps.js SEQUENTIAL_STOPS: the difference maps |x - x'|, white at zero.
+SEQUENTIAL_STOPS = [tuple(c / 255 for c in stop) for stop in
+                    [(255, 255, 255), (252, 253, 191), (254, 159, 109), (222, 73, 104), (140, 41, 129), (59, 15, 112)]]
+LATENT_COLOR, PIXEL_COLOR = "#00897b", "#ab47bc"  # the same as js/crosslens.css --xl-latent / --xl-pixel
+
+
+@dataclass(frozen=True)
+class _Track:
+    """One row's recorded trajectory, on the CPU, without the repeated records of a finished row."""
+
+    frames: torch.Tensor  # (L, *input_shape)
+    probs: torch.Tensor  # (L, C)
+    record_steps: torch.Tensor  # (L,) int64
+    latents: torch.Tensor | None  # (L, latent_dim)
+    steps: int
+    success: bool
+
+    @classmethod
+    def of(cls, result: CounterfactualResult, row: int) -> "_Track":
+        steps = int(result.steps[row])
+        record_steps = result.record_steps[row].cpu()
+        length = int((record_steps < steps).sum()) + 1  # records after the row stopped repeat its last one
+        latents = None if result.latents is None else result.latents[row, :length].detach().cpu().float()
+        return cls(frames=result.frames[row, :length].detach().cpu().float(),
+                   probs=result.probs[row, :length].detach().cpu().float(),
+                   record_steps=record_steps[:length].clone(), latents=latents, steps=steps,
+                   success=bool(result.success[row]))
+
+    def at_step(self, step: int) -> int:
+        """The last record at or before Adam step ``step`` (the final one past the end)."""
+        return max(int(torch.searchsorted(self.record_steps, torch.tensor(step), right=True)) - 1, 0)
+
+    def at_fraction(self, fraction: float) -> int:
+        """The record at ``fraction`` of the trajectory (0: start, 1: the latest record)."""
+        return math.floor(fraction * (len(self.record_steps) - 1) + 0.5)  # rounds halves up, as the view does
+
+
+@dataclass
+class _Job:
+    rows: list[int]
+    generations: list[int]
+    methods: tuple[str, ...]
+
+
+class CounterfactualExplorer(anywidget.AnyWidget):
+    """Step through counterfactual searches: in a generator's latent space and, for contrast, in pixel space.
+
+    For each input x the latent search (Dombrowski et al. 2024) starts at ``z = g^-1(x)`` and
+    runs Adam on z until the classifier gives the target class a probability above
+    ``threshold``: every step decodes a realistic image ``g(z)``, so the path morphs the digit
+    into one of the target class. The pixel search runs the same loop on x itself, the
+    conventional approach: it reaches the target through faint, adversarial noise. Both
+    trajectories are recorded step by step and streamed to the browser while the searches
+    run (in a background thread: the kernel stays free, the Stop button or :meth:`stop` ends
+    them early and keeps what was computed).
+
+    The view shows, at the chosen position, each method's frame, its difference map
+    ``|x - x'|`` (the same color scale for both methods) and class probabilities; the
+    confidence curves of both searches with the position marked; and a picker over the inputs.
+
+    Position (``align``): the searches take very different numbers of steps (latent: tens,
+    pixel: hundreds or the whole ``max_steps``). ``align="fraction"`` (the default) puts both
+    methods at the same share of their own trajectories (``fraction`` 0 = start, 1 = the
+    final, or while running the latest, frame), so the two paths are compared shape for
+    shape. ``align="step"`` uses one shared Adam step axis (``step``); a search that already
+    stopped holds its final frame. Setting ``step`` switches to "step", setting
+    ``fraction`` to "fraction".
+
+    References:
+        Dombrowski, Gerken, Mueller, Kessel. Diffeomorphic counterfactuals with generative
+        models. TPAMI 2024. https://arxiv.org/abs/2206.05075
+
+    Arguments:
+        classifier: an nn.Module, ``classifier(x) -> logits`` (N, C), e.g.
+            ``kernel_side.load_pretrained("digits-mlp")``.
+        generator: a normalizing flow (exact) or a VAE with ``encode``/``decode``, e.g.
+            ``kernel_side.load_pretrained("digits-flow")``.
+        x: one input or a batch (N, *input_shape), within ``clip``.
+        target: None (each input's runner-up: the class the classifier finds second most
+            likely), one class index for every input, or a sequence of N (None or an index).
+            A target must differ from the input's predicted class.
+        class_names: C names for the classes (default ``"0" .. "C-1"``).
+
+    Keyword-only options:
+        threshold: stop a search once the target probability exceeds it (default 0.99).
+        max_steps: the most Adam steps per search (default 1000).
+        compare_pixel: also run the pixel-space search (default True).
+        lr, pixel_lr: Adam learning rates of the latent (0.05) and pixel (5e-4) searches,
+            the authors' settings.
+        record_every: record every k-th step (default 1: every step; raise it for large
+            images or many steps, the payload holds every record).
+        clip: the valid input range (default (0, 1)), or None for unbounded data.
+        pixel_range: (lo, hi) shown as white..black (default: ``clip``, else the inputs' range).
+
+    Traits (read and set them from Python; the view follows):
+        index (int): the selected input.
+        target (int): the selected input's target class. Setting it recomputes that input
+            only, in the background (None: the runner-up); a bad value raises and changes nothing.
+        align ("fraction" | "step"), fraction (float in [0, 1]), step (int): the position.
+        running (bool), progress (float in [0, 1]), status (str), error (str): read-only.
+
+    Example:
+        >>> from crosslens import CounterfactualExplorer, kernel_side as ks
+        >>> classifier, flow = ks.load_pretrained("digits-mlp"), ks.load_pretrained("digits-flow")
+        >>> explorer = CounterfactualExplorer(classifier, flow, ks.load_digits_split()[2][:3], max_steps=50)
+        >>> explorer.wait()
+        True
+        >>> explorer.fraction = 1.0  # the final frames
+        >>> bool(explorer.probabilities[explorer.target] > 0.99), tuple(explorer.frame.shape)
+        (True, (1, 8, 8))
+    """
+
+    _esm = _assets.bundle("counterfactual_explorer.js")
+    _css = _assets.stylesheet()
+
+    _payload = traitlets.Bytes(b"").tag(sync=True)
+    index = traitlets.Int(0).tag(sync=True)
+    target = traitlets.Int(None, allow_none=True).tag(sync=True)
+    align = traitlets.Unicode("fraction").tag(sync=True)
+    fraction = traitlets.Float(1.0).tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
+    running = traitlets.Bool(False, read_only=True).tag(sync=True)
+    progress = traitlets.Float(0.0, read_only=True).tag(sync=True)
+    status = traitlets.Unicode("", read_only=True).tag(sync=True)
+    error = traitlets.Unicode("", read_only=True).tag(sync=True)
+
+    def __init__(self, classifier, generator, x, target=None, class_names=None, *, threshold: float = 0.99,
+                 max_steps: int = 1000, compare_pixel: bool = True, lr: float = 0.05, pixel_lr: float = 5e-4,
+                 record_every: int = 1, clip=(0.0, 1.0), pixel_range=None, **unknown):
+        self._ready = False
+        self._quiet = False
+        self._lock = threading.RLock()
+        self._jobs: deque[_Job] = deque()
+        self._worker: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stop_event = threading.Event()
+        self._failure: BaseException | None = None
+        self._last_sent = -math.inf
+        reject_unknown("CounterfactualExplorer", unknown, ACCEPTED_OPTIONS)
+        self._classifier, self._generator = classifier, generator
+        self._methods = METHODS if compare_pixel else METHODS[:1]
+        self._settings = {"threshold": threshold, "max_steps": max_steps, "record_every": record_every, "clip": clip}
+        self._lrs = {"latent": lr, "pixel": pixel_lr}
+        if not isinstance(compare_pixel, bool):
+            raise TypeError(f"compare_pixel must be True or False, got {type(compare_pixel).__name__}")
+
+        # The engine validates every argument: run each search for zero steps (a stop that is
+        # already set ends it after evaluating the start). This also gives the first frames.
+        halt = threading.Event()
+        halt.set()
+        with _renamed_lr("pixel_lr"):
+            probe = pixel_counterfactual(classifier, x, 0, lr=pixel_lr, stop=halt, **self._settings)
+        self._x = probe.x.detach().cpu().float()
+        self._input_shape = tuple(self._x.shape[1:])
+        self._num_classes = probe.probs.shape[-1]
+        self._source = probe.source.cpu()
+        self._x_probs = probe.probs[:, 0].detach().cpu().float()
+        self._class_names = check_class_names(class_names, self._num_classes)
+        self._requested = check_requested(target, len(self._x), self._num_classes)
+        self._targets = torch.tensor([self._resolve(row, value, f"target[{row}]" if _is_sequence(target) else "target")
+                                      for row, value in enumerate(self._requested)])
+        start = latent_counterfactual(classifier, generator, x, self._targets, lr=lr, stop=halt, **self._settings)
+        self._clip = start.clip
+        self._pixel_range = check_pixel_range(pixel_range if pixel_range is not None else self._clip, self._x)
+        self._warn_if_large()
+
+        count = len(self._x)
+        self._generation = [0] * count
+        self._tracks: dict[str, list[_Track | None]] = {
+            "latent": [_Track.of(start, row) for row in range(count)],
+            # the probe ran with a placeholder target: only its frames and probabilities count
+            "pixel": [replace(_Track.of(probe, row), success=False) for row in range(count)] if compare_pixel
+            else [None] * count,
+        }
+        self._status = {method: [QUEUED] * count for method in METHODS}
+        self._interrupted = {method: [False] * count for method in METHODS}
+        super().__init__(_payload=self._pack(), index=0, target=int(self._targets[0]))
+        self.on_msg(self._on_custom_msg)
+        self._ready = True
+        self._enqueue(list(range(count)), self._methods)
+
+    # ---- targets ------------------------------------------------------------------------
+    def _resolve(self, row: int, value: int | None, name: str = "target") -> int:
+        """The target of input ``row``: ``value``, or the runner-up class when None."""
+        if value is None:
+            return int(self._x_probs[row].topk(2).indices[1])
+        if value == int(self._source[row]):
+            raise ValueError(
+                f"{name} must differ from the predicted class of input {row} "
+                f"({self._class_names[value]!r}, class {value}); pick another class or None for the runner-up"
+            )
+        return value
+
+    def _warn_if_large(self) -> None:
+        records = self._settings["max_steps"] // self._settings["record_every"] + 2
+        size = len(self._x) * len(self._methods) * records * (2 * math.prod(self._input_shape) + 2 * self._num_classes + 4)
+        if size > LARGE_PAYLOAD:
+            warnings.warn(
+                f"CounterfactualExplorer may send up to {size / 2**20:.0f} MiB to the browser; pass fewer inputs x, "
+                "fewer max_steps or a larger record_every to keep the notebook light",
+                stacklevel=3,
+            )
+
+    # ---- the background work ------------------------------------------------------------
+    def _enqueue(self, rows: list[int], methods: tuple[str, ...]) -> None:
+        with self._lock:
+            if self._stop_event.is_set():
+                self._stop_event = threading.Event()
+            self._jobs.append(_Job(rows, [self._generation[r] for r in rows], methods))
+            for method in methods:
+                for row in rows:
+                    self._status[method][row] = QUEUED
+            self._idle.clear()
+            self.set_trait("running", True)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="crosslens-counterfactuals", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._worker = None
+                    self._publish()
+                    self.set_trait("running", False)
+                    self._idle.set()
+                    return
+                job = self._jobs.popleft()
+                stop = self._stop_event
+            try:
+                for method in job.methods:
+                    self._run(job, method, stop)
+            except Exception as error:  # shown in the view; wait() raises it
+                with self._lock:
+                    self._failure = error
+                    self._jobs.clear()
+                    for method in METHODS:
+                        self._status[method] = [STOPPED if s in (QUEUED, RUNNING) else s for s in self._status[method]]
+                    self.set_trait("error", f"{type(error).__name__}: {error}")
+
+    def _run(self, job: _Job, method: str, stop: threading.Event) -> None:
+        with self._lock:
+            live = [(r, g) for r, g in zip(job.rows, job.generations) if self._generation[r] == g]
+            if stop.is_set():  # stopped before this search began: nothing to run
+                for row, _ in live:
+                    self._status[method][row] = STOPPED
+                    self._interrupted[method][row] = True
+                self._publish()
+                return
+            for row, _ in live:
+                self._status[method][row] = RUNNING
+            self._publish()
+        if not live:
+            return
+        rows = [row for row, _ in live]
+        arguments = dict(self._settings, lr=self._lrs[method], stop=stop,
+                         on_progress=lambda partial: self._absorb(method, live, partial, final=False))
+        if method == "latent":
+            result = latent_counterfactual(self._classifier, self._generator, self._x[rows], self._targets[rows],
+                                           **arguments)
+        else:
+            result = pixel_counterfactual(self._classifier, self._x[rows], self._targets[rows], **arguments)
+        self._absorb(method, live, result, final=True)
+
+    def _absorb(self, method: str, live: list[tuple[int, int]], result: CounterfactualResult, final: bool) -> None:
+        """Store a (partial) result of rows ``live`` and stream it, at most every MIN_INTERVAL s."""
+        with self._lock:
+            if not final and time.monotonic() - self._last_sent < MIN_INTERVAL + len(self._payload) / 50e6:
+                return
+            max_steps = self._settings["max_steps"]
+            for j, (row, generation) in enumerate(live):
+                if self._generation[row] != generation:
+                    continue  # the target changed meanwhile; a newer job computes this row
+                track = _Track.of(result, j)
+                self._tracks[method][row] = track
+                finished = track.success or track.steps >= max_steps
+                self._interrupted[method][row] = final and not finished
+                self._status[method][row] = DONE if finished else STOPPED if final else RUNNING
+            self._publish()
+
+    def _publish(self) -> None:
+        """Send the current state (call with the lock held)."""
+        if not self._ready:
+            return
+        self._payload = self._pack()
+        self._last_sent = time.monotonic()
+        self.set_trait("progress", self._progress())
+        self.set_trait("status", self._status_text())
+
+    def _progress(self) -> float:
+        max_steps = max(self._settings["max_steps"], 1)
+        shares = []
+        for method in self._methods:
+            for row, status in enumerate(self._status[method]):
+                track = self._tracks[method][row]
+                shares.append(1.0 if status in (DONE, STOPPED) else 0.0 if track is None else track.steps / max_steps)
+        return float(np.mean(shares))
+
+    def _status_text(self) -> str:
+        parts = []
+        for method in self._methods:
+            status = self._status[method]
+            done = sum(s == DONE for s in status)
+            reached = sum(bool(t and t.success) for t in self._tracks[method])
+            label = f"{method}: {reached}/{len(status)} reached p > {self._settings['threshold']:g}"
+            if RUNNING in status or QUEUED in status:
+                label += f", {done}/{len(status)} done"
+            if STOPPED in status:
+                label += f", {status.count(STOPPED)} stopped"
+            parts.append(label)
+        return " · ".join(parts)
+
+    def stop(self) -> None:
+        """Stop the searches now: the current one returns what it computed (``interrupted``),
+        queued ones are dropped. Returns at once; :meth:`wait` for the worker to finish."""
+        with self._lock:
+            self._stop_event.set()
+            for job in self._jobs:
+                for method in job.methods:
+                    for row in job.rows:
+                        self._status[method][row] = STOPPED
+            self._jobs.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every search is finished (True) or ``timeout`` seconds passed (False).
+        Raises the error of a search that failed in the background."""
+        finished = self._idle.wait(timeout)
+        if self._failure is not None:
+            raise RuntimeError(f"a counterfactual search failed: {self._failure}") from self._failure
+        return finished
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    # ---- payload ------------------------------------------------------------------------
+    def _pack(self) -> bytes:
+        lo, hi = self._pixel_range
+        margin = 0.5 * (hi - lo)
+        meta = {
+            "widget": "CounterfactualExplorer",
+            "class_names": self._class_names,
+            "input_shape": list(self._input_shape),
+            "image_shape": list(image_shape(self._input_shape)),
+            "pixel_range": [lo, hi],
+            "threshold": float(self._settings["threshold"]),
+            "max_steps": int(self._settings["max_steps"]),
+            "methods": list(self._methods),
+            "generator": type(self._generator).__name__,
+            "exact": bool(getattr(self._generator, "exact", False)),
+            "method": "Dombrowski et al. 2024, arXiv 2206.05075",
+        }
+        arrays = {"x": self._x, "source": self._source, "target": self._targets,
+                  "x_probs": quantized(self._x_probs, "uint16", (0.0, 1.0))}
+        for method in self._methods:
+            tracks = self._tracks[method]
+            lengths = [0 if t is None else len(t.record_steps) for t in tracks]
+            present = [t for t in tracks if t is not None]
+            frames = torch.cat([t.frames for t in present]) if present else torch.zeros(0, *self._input_shape)
+            probs = torch.cat([t.probs for t in present]) if present else torch.zeros(0, self._num_classes)
+            steps = torch.cat([t.record_steps for t in present]) if present else torch.zeros(0, dtype=torch.long)
+            arrays.update({
+                # Ragged: the records of row i are [offsets[i], offsets[i + 1]) along the first axis.
+                f"{method}_offsets": np.cumsum([0] + lengths).astype(np.int32),
+                f"{method}_frames": quantized(frames, "uint16", (lo - margin, hi + margin)),
+                f"{method}_probs": quantized(probs, "uint16", (0.0, 1.0)),
+                f"{method}_record_steps": steps,
+                f"{method}_steps": np.array([0 if t is None else t.steps for t in tracks], dtype=np.int32),
+                f"{method}_success": np.array([bool(t and t.success) for t in tracks], dtype=np.uint8),
+                f"{method}_status": np.array(self._status[method], dtype=np.uint8),
+            })
+        return pack(arrays, meta)
+
+    @property
+    def payload(self) -> bytes:
+        """The binary payload the front end draws from (see :mod:`crosslens.payload`)."""
+        return self._payload
+
+    # ---- trait validation and observers -------------------------------------------------
+    @traitlets.validate("index")
+    def _valid_index(self, proposal):
+        value = proposal["value"]
+        if not 0 <= value < len(self._x):
+            raise ValueError(f"index must lie in [0, {len(self._x) - 1}] (one of the {len(self._x)} inputs), got {value}")
+        return value
+
+    @traitlets.validate("target")
+    def _valid_target(self, proposal):
+        value = check_class_index(proposal["value"], self._num_classes)
+        if not self._ready or self._quiet:
+            return value
+        return self._resolve(self.index, value)
+
+    @traitlets.validate("align")
+    def _valid_align(self, proposal):
+        if proposal["value"] not in ALIGNS:
+            raise ValueError(f"align must be one of {ALIGNS}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    # Setting ``fraction`` or ``step`` (even to its current value) also picks the alignment.
+    @traitlets.validate("fraction")
+    def _valid_fraction(self, proposal):
+        value = float(proposal["value"])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fraction must lie in [0, 1] (0: the input, 1: the final frame), got {value}")
+        self.align = "fraction"
+        return value
+
+    @traitlets.validate("step")
+    def _valid_step(self, proposal):
+        value = proposal["value"]
+        if not 0 <= value <= self._settings["max_steps"]:
+            raise ValueError(f"step must lie in [0, {self._settings['max_steps']}] (max_steps), got {value}")
+        self.align = "step"
+        return value
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Set ``target`` without recomputing (it follows the selected input)."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
+    @traitlets.observe("index")
+    def _on_index(self, change):
+        if self._ready:
+            with self._quietly():
+                self.target = int(self._targets[change["new"]])
+
+    @traitlets.observe("target")
+    def _on_target(self, change):
+        if not self._ready or self._quiet:
+            return
+        row, new = self.index, change["new"]
+        if new is None:  # traitlets skips the validator for None: resolve the runner-up here
+            new = self._resolve(row, None)
+            with self._quietly():
+                self.target = new
+        with self._lock:
+            if new == int(self._targets[row]):
+                return
+            self._targets[row] = new
+            self._requested[row] = new
+            self._generation[row] += 1
+            for method in self._methods:
+                self._tracks[method][row] = None
+                self._interrupted[method][row] = False
+            self.set_trait("error", "")
+            self._enqueue([row], self._methods)
+            self._publish()
+
+    def _on_custom_msg(self, _widget, content, _buffers) -> None:
+        """The front end's requests: ``{"event": "target", "index": i, "target": k | None}`` and
+        ``{"event": "stop"}``. Errors go to the ``error`` trait (nothing raises in the kernel)."""
+        if not isinstance(content, dict):
+            return
+        if content.get("event") == "stop":
+            self.stop()
+        elif content.get("event") == "target":
+            try:
+                if content.get("index") is not None:
+                    self.index = int(content["index"])
+                self.target = content.get("target")
+            except (ValueError, TypeError, traitlets.TraitError) as error:
+                self.set_trait("error", str(error))
+                with self._lock:
+                    self._publish()  # the view resets its target select
+
+    # ---- what the user sees, readable from Python ---------------------------------------
+    def _record(self, method: str, row: int | None = None) -> tuple[_Track, int] | None:
+        """The track on show for ``method`` and the index of its record at the current position."""
+        track = self._tracks[method][self.index if row is None else row]
+        if track is None:
+            return None
+        position = track.at_step(self.step) if self.align == "step" else track.at_fraction(self.fraction)
+        return track, position
+
+    def _shown(self, method: str, field: str) -> torch.Tensor | None:
+        with self._lock:
+            shown = self._record(method)
+        if shown is None:
+            return None
+        track, position = shown
+        return getattr(track, field)[position].clone()
+
+    @property
+    def frame(self) -> torch.Tensor | None:
+        """The latent search's frame on show, shape ``input_shape`` (float32, CPU), or None
+        while the selected input waits for its search."""
+        return self._shown("latent", "frames")
+
+    @property
+    def probabilities(self) -> torch.Tensor | None:
+        """(C,) class probabilities of :attr:`frame`."""
+        return self._shown("latent", "probs")
+
+    @property
+    def pixel_frame(self) -> torch.Tensor | None:
+        """The pixel search's frame on show (None without ``compare_pixel``)."""
+        return self._shown("pixel", "frames")
+
+    @property
+    def pixel_probabilities(self) -> torch.Tensor | None:
+        """(C,) class probabilities of :attr:`pixel_frame`."""
+        return self._shown("pixel", "probs")
+
+    @property
+    def shown_steps(self) -> dict[str, int]:
+        """The Adam step of the frame on show, per method."""
+        with self._lock:
+            shown = {method: self._record(method) for method in self._methods}
+        return {method: int(s[0].record_steps[s[1]]) for method, s in shown.items() if s is not None}
+
+    def _result(self, method: str) -> CounterfactualResult | None:
+        with self._lock:
+            tracks = list(self._tracks[method])
+            interrupted = any(self._interrupted[method])
+        if method not in self._methods or any(t is None for t in tracks):
+            return None
+        length = max(len(t.record_steps) for t in tracks)
+
+        def padded(values: torch.Tensor) -> torch.Tensor:  # repeat the last record, as the engine does
+            return torch.cat([values, values[-1:].expand(length - len(values), *values.shape[1:])])
+
+        frames = torch.stack([padded(t.frames) for t in tracks])
+        probs = torch.stack([padded(t.probs) for t in tracks])
+        target = self._targets.clone()
+        confidence = probs.gather(2, target[:, None, None].expand(-1, length, 1)).squeeze(2)
+        return CounterfactualResult(
+            method=method, threshold=float(self._settings["threshold"]), interrupted=interrupted, x=self.x,
+            reference=frames[:, 0].clone(), x_cf=frames[:, -1].clone(), target=target, source=self._source.clone(),
+            success=torch.tensor([t.success for t in tracks]), steps=torch.tensor([t.steps for t in tracks]),
+            record_steps=torch.stack([padded(t.record_steps) for t in tracks]), frames=frames, probs=probs,
+            confidence=confidence,
+            latents=torch.stack([padded(t.latents) for t in tracks]) if method == "latent" else None,
+            clip=self._clip,
+        )
+
+    @property
+    def result_latent(self) -> CounterfactualResult | None:
+        """Every input's latent search so far (CPU, float32), or None while some input has none yet."""
+        return self._result("latent")
+
+    @property
+    def result_pixel(self) -> CounterfactualResult | None:
+        """Every input's pixel search so far, or None (not computed, or ``compare_pixel=False``)."""
+        return self._result("pixel")
+
+    @property
+    def x(self) -> torch.Tensor:
+        """(N, *input_shape) the inputs."""
+        return self._x.clone()
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """(N,) each input's predicted class."""
+        return self._source.clone()
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """(N,) each input's target class (runner-ups resolved)."""
+        with self._lock:
+            return self._targets.clone()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def row_status(self) -> dict[str, list[str]]:
+        """Per method, each input's search state: "queued", "running", "done" or "stopped"."""
+        with self._lock:
+            return {m: [STATUS_NAMES[s] for s in self._status[m]] for m in self._methods}
+
+    # ---- static figure ------------------------------------------------------------------
+    def to_figure(self, figsize: tuple[float, float] | None = None):
+        """A matplotlib Figure of the current view: the input; per method the frame on show,
+        ``|x - x'|`` and the class probabilities; the confidence curves with the position marked."""
+        from matplotlib.colors import LinearSegmentedColormap
+        from matplotlib.figure import Figure
+
+        difference_cmap = LinearSegmentedColormap.from_list("crosslens-difference", SEQUENTIAL_STOPS)
+
+        n = self.index
+        with self._lock:
+            shown = {method: self._record(method) for method in self._methods}
+        source, target = int(self._source[n]), int(self._targets[n])
+        lo, hi = self._pixel_range
+        channels, height, width = image_shape(self._input_shape)
+        rows = len(self._methods)
+        fig = Figure(figsize=figsize or (13, 2.7 * rows), layout="constrained")
+        grid = fig.add_gridspec(rows, 5, width_ratios=[1, 1, 1, 1.2, 2.2])
+
+        def picture(values: torch.Tensor) -> np.ndarray:
+            values = values.reshape(channels, height, width)
+            if channels == 3:
+                return ((values - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
+            return values.mean(0).numpy()
+
+        x = self._x[n]
+        finals = [s[0].frames[-1] for s in shown.values() if s is not None]
+        limit = max([float((x - f).abs().max()) for f in finals] + [1e-6])
+        axis = fig.add_subplot(grid[:, 0])
+        axis.imshow(picture(x), cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+        axis.set_title(f"input x ({self._class_names[source]})", fontsize=10)
+        curve = fig.add_subplot(grid[:, 4])
+        positions = np.arange(self._num_classes)
+        for r, method in enumerate(self._methods):
+            frame_axis, diff_axis, bars = (fig.add_subplot(grid[r, c]) for c in (1, 2, 3))
+            color = LATENT_COLOR if method == "latent" else PIXEL_COLOR
+            if shown[method] is None:
+                frame_axis.set_title(f"{method}: not computed", fontsize=10)
+                for a in (frame_axis, diff_axis, bars):
+                    a.set_axis_off()
+                continue
+            track, i = shown[method]
+            step = int(track.record_steps[i])
+            frame_axis.imshow(picture(track.frames[i]), cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+            frame_axis.set_title(f"{method}, step {step}", fontsize=10, color=color)
+            difference = (x - track.frames[i]).abs().reshape(channels, height, width).mean(0).numpy()
+            image = diff_axis.imshow(difference, cmap=difference_cmap, vmin=0, vmax=limit, interpolation="nearest")
+            diff_axis.set_title("|x − x′|", fontsize=10)
+            fig.colorbar(image, ax=diff_axis, shrink=0.8)
+            probs = track.probs[i].numpy()
+            colors = ["#9e9e9e"] * self._num_classes
+            colors[source], colors[target] = "#1976d2", "#ef6c00"
+            bars.barh(positions, probs, color=colors)
+            bars.set_yticks(positions, self._class_names, fontsize=7)
+            bars.invert_yaxis()
+            bars.set_xlim(0, 1)
+            bars.spines[["top", "right"]].set_visible(False)
+            for a in (frame_axis, diff_axis):
+                a.set_xticks([])
+                a.set_yticks([])
+            confidence = track.probs[:, target].numpy()
+            along = track.record_steps.numpy() if self.align == "step" else np.linspace(0, 1, len(confidence))
+            curve.plot(along, confidence, color=color, lw=2, ls="-" if method == "latent" else "--", label=method)
+            curve.scatter([along[i]], [confidence[i]], color=color, zorder=5)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        curve.axhline(self._settings["threshold"], color="#757575", lw=1, ls=":")
+        curve.axvline(self.step if self.align == "step" else self.fraction, color="#424242", lw=1)
+        curve.set_ylim(0, 1.02)
+        curve.set_xlabel("Adam step" if self.align == "step" else "share of each path")
+        curve.set_title(f"p({self._class_names[target]})", fontsize=10)
+        curve.legend(frameon=False, fontsize=9)
+        curve.spines[["top", "right"]].set_visible(False)
+        fig.suptitle(
+            f"input {n}: predicted {self._class_names[source]} → target {self._class_names[target]}"
+            " (Dombrowski et al. 2024)", fontsize=11,
+        )
+        return fig
+
+
+def _is_sequence(target) -> bool:
+    return target is not None and not isinstance(target, (int, np.integer)) and not (
+        isinstance(target, torch.Tensor) and target.ndim == 0)
+
+
+@contextlib.contextmanager
+def _renamed_lr(name: str) -> Iterator[None]:
+    """Report the engine's ``lr`` error under this widget's argument name."""
+    try:
+        yield
+    except ValueError as error:
+        if str(error).startswith("lr "):
+            raise ValueError(name + str(error)[2:]) from None
+        raise

@@ -7,8 +7,8 @@
 // a few times a second while its background searches run. Per method the trajectories are
 // ragged: the records of input i are rows offsets[i] .. offsets[i + 1] of `<method>_frames`,
 // `<method>_probs` and `<method>_record_steps`. Scrubbing redraws from the payload in the
-// next animation frame; only the target select ("target") and the Stop button ("stop") talk
-// to the kernel, as custom messages.
+// next animation frame; only the target select ("target"), the Stop button ("stop") and the
+// Run again button ("rerun") talk to the kernel, as custom messages.
 import { decodePayload, readBlock } from "./payload.js";
 import { sequentialGradient } from "./colormaps.js";
 import {
@@ -26,6 +26,7 @@ const CURVE_HEIGHT = 170;
 const CURVE_MARGIN = { left: 40, right: 24, top: 10, bottom: 26 };
 const FRACTION_POSITIONS = 100; // the fraction slider moves in 1 % steps
 const STATUS = ["queued", "running", "done", "stopped"];
+const STOPPED = STATUS.indexOf("stopped");
 const METHOD_INFO = {
   latent: { title: "Latent path", color: ["--xl-latent", "#00897b"], dash: [] },
   pixel: { title: "Pixel path", color: ["--xl-pixel", "#ab47bc"], dash: [6, 4] },
@@ -70,7 +71,7 @@ function render({ model, el }) {
   /** Front-end view state. `follow`: in step mode, stay on the newest step while frames stream in. */
   const view = {
     index: 0, align: "fraction", fraction: 1, step: 0, follow: true, pendingTarget: false, stopping: false,
-    drawn: false,
+    rerunning: false, drawn: false,
   };
   /** @type {any} */
   let data = null;
@@ -114,7 +115,9 @@ function render({ model, el }) {
       view.step = extent(view.index);
       syncs.step.push(view.step);
     }
-    view.pendingTarget = false; // the kernel answers a target request with a new payload (or an error)
+    // the kernel answers a target or rerun request with a new payload (or an error)
+    view.pendingTarget = false;
+    view.rerunning = false;
     updateRunning();
     scheduler.request();
   }
@@ -170,7 +173,14 @@ function render({ model, el }) {
     ui.status = h("div", { className: "xl-status", role: "status", attrs: { "aria-live": "polite" } });
     ui.summary = h("div", { className: "xl-status xl-summary", role: "summary" });
     ui.error = h("div", { className: "xl-error", role: "error", attrs: { role: "alert", hidden: true } });
-    root.append(h("div", { className: "xl-header" }, [title, ui.running]), ui.status, ui.summary, ui.error);
+    ui.rerun = h("button", {
+      className: "xl-button", role: "rerun-button", text: "Run again",
+      attrs: { type: "button", "aria-label": "Run the stopped searches again from their inputs" },
+    });
+    guardKeys(ui.rerun, signal);
+    ui.rerun.addEventListener("click", requestRerun, { signal });
+    root.append(h("div", { className: "xl-header" }, [title, ui.running, ui.rerun]), ui.status, ui.summary,
+      ui.error);
 
     if (data.n > 1) {
       ui.picker = inputPicker({
@@ -314,6 +324,17 @@ function render({ model, el }) {
     updateRunning();
   }
 
+  function requestRerun() {
+    view.rerunning = true;
+    model.send({ event: "rerun" });
+    updateRunning();
+  }
+
+  /** Whether any search was stopped before it finished (Run again restarts those). */
+  function anyStopped() {
+    return data.meta.methods.some((/** @type {string} */ m) => data.methods[m].status.includes(STOPPED));
+  }
+
   function updateRunning() {
     if (!ui.running) return;
     const running = Boolean(model.get("running"));
@@ -324,6 +345,8 @@ function render({ model, el }) {
     ui.progressFill.style.width = `${progress}%`;
     ui.stop.disabled = view.stopping || !running;
     ui.stop.textContent = view.stopping ? "Stopping…" : "Stop";
+    ui.rerun.hidden = running || view.pendingTarget || !anyStopped();
+    ui.rerun.disabled = view.rerunning;
     ui.summary.textContent = String(model.get("status") || "");
     root.dataset.running = String(running);
     ui.targetSelect.disabled = view.pendingTarget;

@@ -3,7 +3,7 @@
 A small temporary notebook builds two explorers on a few digits: a normal one, and a long
 one (a threshold it hardly reaches, a huge max_steps) that is still streaming when the test
 presses its Stop button. Checks: frames stream in (the state text moves) and Stop ends the
-search; once the normal explorer has finished, dragging the position slider and pressing
+search, Run again (pressed with the keyboard) starts the stopped searches over; once the normal explorer has finished, dragging the position slider and pressing
 the arrow keys change the frames and the target probability, also while the kernel is busy
 with another request; the target select and the input picker recompute / switch inputs;
 the browser logs no error; a screenshot goes to ``artifacts/counterfactual_explorer.png``.
@@ -58,6 +58,14 @@ def stop_a_running_explorer(page, root) -> dict:
     assert not stop.is_visible(), "the Stop button is still shown after the search stopped"
     states = [root.locator(f'[data-role="{m}-state"]').text_content() for m in ("latent", "pixel")]
     assert any(s.startswith("stopped") for s in states), states
+    rerun = root.locator('[data-role="rerun-button"]')
+    assert rerun.is_visible() and rerun.is_enabled(), "no Run again button after a stop"
+    rerun.focus()
+    page.keyboard.press("Enter")  # keyboard operable
+    page.wait_for_function("(el) => el.dataset.running === 'true'", arg=root.element_handle(), timeout=10_000)
+    assert not rerun.is_visible(), "Run again is still shown while the searches run"
+    stop.click()
+    page.wait_for_function("(el) => el.dataset.running === 'false'", arg=root.element_handle(), timeout=20_000)
     return {"streamed": [first, streamed], "after stop": states}
 
 

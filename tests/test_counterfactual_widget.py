@@ -128,6 +128,24 @@ def test_stop_keeps_the_partial_trajectories(models, x):
     assert explorer.wait(10)
 
 
+def test_rerun_starts_the_stopped_searches_over_and_keeps_the_finished_ones(models, x):
+    explorer = build(models, x[:2], threshold=0.999999, max_steps=3000, record_every=10, compare_pixel=False)
+    explorer.wait(0.3)
+    explorer.stop()
+    assert explorer.wait(10) and "stopped" in explorer.row_status["latent"]
+    finished = [row for row, s in enumerate(explorer.row_status["latent"]) if s == "done"]
+    kept = {row: explorer._tracks["latent"][row] for row in finished}
+    explorer._on_custom_msg(explorer, {"event": "rerun"}, [])  # the view's Run again button
+    assert explorer.running and set(explorer.row_status["latent"]) <= {"queued", "running", "done"}
+    assert explorer.wait(120)
+    assert explorer.row_status["latent"] == ["done", "done"] and not explorer.result_latent.interrupted
+    assert all(explorer._tracks["latent"][row] is track for row, track in kept.items())
+    reached = explorer.result_latent.success | (explorer.result_latent.steps == 3000)
+    assert reached.all()
+    explorer.rerun_stopped()  # nothing stopped: nothing to do
+    assert not explorer.running
+
+
 def test_a_failing_search_reports_and_wait_raises(models, x, monkeypatch):
     def broken(*args, stop, **kwargs):
         if stop.is_set():  # the constructor's zero-step probe
@@ -139,6 +157,11 @@ def test_a_failing_search_reports_and_wait_raises(models, x, monkeypatch):
     with pytest.raises(RuntimeError, match="the pixel search broke"):
         explorer.wait(10)
     assert "the pixel search broke" in explorer.error and explorer.running is False
+    assert explorer.row_status["latent"] == ["done", "done"] and explorer.row_status["pixel"] == ["stopped"] * 2
+    explorer.rerun_stopped()  # runs (and fails) again: the error is the new run's
+    assert explorer.error == "" or "pixel search broke" in explorer.error
+    with pytest.raises(RuntimeError, match="the pixel search broke"):
+        explorer.wait(10)
     assert explorer.row_status["latent"] == ["done", "done"] and explorer.row_status["pixel"] == ["stopped"] * 2
 
 

@@ -104,7 +104,8 @@ class CounterfactualExplorer(anywidget.AnyWidget):
     conventional approach: it reaches the target through faint, adversarial noise. Both
     trajectories are recorded step by step and streamed to the browser while the searches
     run (in a background thread: the kernel stays free, the Stop button or :meth:`stop` ends
-    them early and keeps what was computed).
+    them early and keeps what was computed; the Run again button or :meth:`rerun_stopped`
+    starts the stopped ones over).
 
     The view shows, at the chosen position, each method's frame, its difference map
     ``|x - x'|`` (the same color scale for both methods) and class probabilities; the
@@ -259,6 +260,8 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         with self._lock:
             if self._stop_event.is_set():
                 self._stop_event = threading.Event()
+            self._failure = None  # a new request clears the last failure: wait() reports the newest
+            self.set_trait("error", "")
             self._jobs.append(_Job(rows, [self._generation[r] for r in rows], methods))
             for method in methods:
                 for row in rows:
@@ -373,6 +376,17 @@ class CounterfactualExplorer(anywidget.AnyWidget):
                     for row in job.rows:
                         self._status[method][row] = STOPPED
             self._jobs.clear()
+
+    def rerun_stopped(self) -> None:
+        """Run every stopped search again, from its input: Adam keeps no state between runs,
+        so a stopped search starts over (and shows its old frames until new ones stream in).
+        Finished searches are kept. Returns at once; :meth:`wait` for the worker to finish."""
+        with self._lock:
+            for method in self._methods:
+                rows = [row for row, status in enumerate(self._status[method]) if status == STOPPED]
+                if rows:
+                    self._enqueue(rows, (method,))
+            self._publish()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every search is finished (True) or ``timeout`` seconds passed (False).
@@ -500,17 +514,18 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             for method in self._methods:
                 self._tracks[method][row] = None
                 self._interrupted[method][row] = False
-            self.set_trait("error", "")
             self._enqueue([row], self._methods)
             self._publish()
 
     def _on_custom_msg(self, _widget, content, _buffers) -> None:
         """The front end's requests: ``{"event": "target", "index": i, "target": k | None}`` and
-        ``{"event": "stop"}``. Errors go to the ``error`` trait (nothing raises in the kernel)."""
+        ``{"event": "stop"}`` and ``{"event": "rerun"}``. Errors go to the ``error`` trait (nothing raises in the kernel)."""
         if not isinstance(content, dict):
             return
         if content.get("event") == "stop":
             self.stop()
+        elif content.get("event") == "rerun":
+            self.rerun_stopped()
         elif content.get("event") == "target":
             try:
                 if content.get("index") is not None:

@@ -11,27 +11,13 @@ prediction flips) on the same digits. Nothing here is asserted: these are measur
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import crosslens
 from crosslens import kernel_side as ks
 
-
-def median_seconds(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _timing import median_seconds
 
 
 def pgd_until_flip(model, x, target, step: float = 0.02, max_steps: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,23 +55,23 @@ def main() -> None:
     x = x_test[:256].to(device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, repeats {args.repeats} (median)")
 
-    one = median_seconds(lambda: ks.project_to_boundary(model, x[:1]), args.repeats, device)
+    one, _ = median_seconds(lambda: ks.project_to_boundary(model, x[:1]), args.repeats, device)
     print(f"one projection                         {one * 1e3:8.2f} ms")
-    batch = median_seconds(lambda: ks.project_to_boundary(model, x), args.repeats, device)
+    batch, _ = median_seconds(lambda: ks.project_to_boundary(model, x), args.repeats, device)
     print(f"256 projections (one batch)            {batch * 1e3:8.2f} ms   ({batch / 256 * 1e3:.3f} ms each)")
 
-    path_time = median_seconds(lambda: ks.boundary_path(model, x, steps=64), args.repeats, device)
+    path_time, _ = median_seconds(lambda: ks.boundary_path(model, x, steps=64), args.repeats, device)
     features = torch.randn(256 * 64, 64, device=device)
 
     def plain_inverse():
         with torch.no_grad():
             model.inverse(features)
 
-    inverse_time = median_seconds(plain_inverse, args.repeats, device)
+    inverse_time, _ = median_seconds(plain_inverse, args.repeats, device)
     print(f"256 inputs x 64 frames (boundary_path) {path_time * 1e3:8.2f} ms")
     print(f"plain inverse of 16,384 vectors        {inverse_time * 1e3:8.2f} ms")
     print(f"path / plain inverse                   {path_time / inverse_time:8.2f} x   (goal <= 1.5)")
-    path64 = median_seconds(lambda: ks.boundary_path(model, x, steps=64, dtype=torch.float64), args.repeats, device)
+    path64, _ = median_seconds(lambda: ks.boundary_path(model, x, steps=64, dtype=torch.float64), args.repeats, device)
     print(f"same path in float64                   {path64 * 1e3:8.2f} ms")
 
     explorer = crosslens.BoundaryExplorer(model.cpu(), x_test[:8], reference=x_train)
@@ -98,7 +84,7 @@ def main() -> None:
 
     projection = ks.project_to_boundary(model, x)
     _, steps = pgd_until_flip(model, x, projection.target)
-    pgd_time = median_seconds(lambda: pgd_until_flip(model, x, projection.target), args.repeats, device)
+    pgd_time, _ = median_seconds(lambda: pgd_until_flip(model, x, projection.target), args.repeats, device)
     print(f"targeted PGD until flip (256, batched) {pgd_time * 1e3:8.2f} ms   median {steps.float().median():.0f} steps")
     print(f"boundary path speed-up over PGD        {pgd_time / path_time:8.1f} x   (path gives 64 frames, PGD one point)")
     print(f"projection speed-up over PGD           {pgd_time / batch:8.1f} x")

@@ -19,7 +19,6 @@ Nothing here is asserted: these are measurements.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -31,22 +30,9 @@ from crosslens.kernel_side.counterfactuals import (
 from crosslens.kernel_side.evaluation import evaluate, fit_oracle
 from crosslens.kernel_side.face import nearest_face_point
 
+from _timing import median_seconds
+
 THRESHOLD = 0.9
-
-
-def seconds(fn, repeats: int, device: torch.device) -> tuple[float, object]:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up, and its last value."""
-    value = fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        value = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), value
 
 
 def digits_with_targets(classifier, x_test, y_test, count: int = 100):
@@ -96,8 +82,8 @@ def main() -> None:
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, repeats {args.repeats} "
           f"(median), {count} digits, threshold {THRESHOLD}")
 
-    batched, latent = seconds(lambda: latent_counterfactual(classifier, flow, x, target, threshold=THRESHOLD),
-                              args.repeats, device)
+    batched, latent = median_seconds(
+        lambda: latent_counterfactual(classifier, flow, x, target, threshold=THRESHOLD), args.repeats, device)
     start = time.perf_counter()
     for row in range(count):
         latent_counterfactual(classifier, flow, x[row:row + 1], target[row:row + 1], threshold=THRESHOLD)
@@ -105,10 +91,10 @@ def main() -> None:
     print(f"latent, {count} in one batch              {batched * 1e3:9.1f} ms")
     print(f"latent, one by one                      {alone * 1e3:9.1f} ms")
     print(f"batched speed-up                        {alone / batched:9.1f} x   (goal >= 10)")
-    pixel_time, pixel = seconds(lambda: pixel_counterfactual(classifier, x, target, threshold=THRESHOLD),
-                                args.repeats, device)
-    projection_time, mirror = seconds(lambda: mirror_projection(invertible, x, target), args.repeats, device)
-    crossing_time, _ = seconds(lambda: boundary_crossing(classifier, latent, flow), args.repeats, device)
+    pixel_time, pixel = median_seconds(
+        lambda: pixel_counterfactual(classifier, x, target, threshold=THRESHOLD), args.repeats, device)
+    projection_time, mirror = median_seconds(lambda: mirror_projection(invertible, x, target), args.repeats, device)
+    crossing_time, _ = median_seconds(lambda: boundary_crossing(classifier, latent, flow), args.repeats, device)
     print(f"boundary_crossing of the latent results {crossing_time * 1e3:9.1f} ms")
 
     oracle = fit_oracle(x_train.cpu(), y_train.cpu())

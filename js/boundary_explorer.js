@@ -13,7 +13,8 @@ import {
   sizeVectorCanvas, strokePolyline, themeColor, themeCss,
 } from "./draw.js";
 import {
-  controlRow, formatNumber, frameScheduler, h, rangeControl, rangeTicks, selectControl, setOptions, traitSync,
+  connectModel, controlRow, formatNumber, frameScheduler, h, rangeControl, rangeTicks, selectControl, setOptions,
+  traitSync,
 } from "./controls.js";
 import { imageShapeOf, inputPicker, pixelFigure, probabilityBars } from "./panels.js";
 
@@ -561,26 +562,19 @@ function render({ model, el }) {
   }
 
   // ---- wiring --------------------------------------------------------------------------
-  const onPayload = () => load();
-  const onBusy = () => { if (!model.get("busy")) view.pendingTarget = false; updateBusy(); };
-  model.on("change:_payload", onPayload);
-  model.on("change:busy", onBusy);
-  model.on("change:error", onError);
-  model.on("msg:custom", onMessage);
+  const disconnect = connectModel(model, {
+    "change:_payload": load,
+    "change:busy": () => { if (!model.get("busy")) view.pendingTarget = false; updateBusy(); },
+    "change:error": onError,
+    "msg:custom": onMessage,
+  }, syncs);
   load();
   onError();
 
   return () => {
     controller.abort();
     scheduler.cancel();
-    for (const sync of Object.values(syncs)) {
-      try { sync.flush(); } catch (_) { /* the model may already be closed */ }
-      sync.dispose();
-    }
-    model.off("change:_payload", onPayload);
-    model.off("change:busy", onBusy);
-    model.off("change:error", onError);
-    model.off("msg:custom", onMessage);
+    disconnect();
     root.remove();
   };
 }

@@ -200,3 +200,22 @@ export function formatNumber(v, digits = 2) {
   if (text === `-${(0).toFixed(digits)}`) return (0).toFixed(digits);
   return text.startsWith("-") ? `−${text.slice(1)}` : text;
 }
+
+/**
+ * Listen to model events. Returns the render's disconnect: it removes these listeners and
+ * flushes, then disposes, the trait syncs.
+ * @param {any} model anywidget model
+ * @param {Record<string, (...args: any[]) => void>} handlers event name -> listener
+ * @param {Record<string, ReturnType<typeof traitSync>>} syncs
+ * @returns {() => void}
+ */
+export function connectModel(model, handlers, syncs) {
+  for (const [event, handler] of Object.entries(handlers)) model.on(event, handler);
+  return () => {
+    for (const sync of Object.values(syncs)) {
+      try { sync.flush(); } catch (_) { /* the model may already be closed */ }
+      sync.dispose();
+    }
+    for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
+  };
+}

@@ -15,7 +15,7 @@ import {
   drawAxes, drawImageData, inputImage, magnitudeImage, niceTicks, sizeVectorCanvas, strokePolyline, themeCss,
 } from "./draw.js";
 import {
-  controlRow, formatNumber, frameScheduler, guardKeys, h, rangeControl, selectControl, setOptions, traitSync,
+  connectModel, controlRow, formatNumber, frameScheduler, guardKeys, h, rangeControl, selectControl, setOptions, traitSync,
 } from "./controls.js";
 import { imageShapeOf, inputPicker, pixelFigure, probabilityBars } from "./panels.js";
 
@@ -548,28 +548,17 @@ function render({ model, el }) {
   }
 
   // ---- wiring --------------------------------------------------------------------------
-  const onPayload = () => load();
-  const onState = () => updateRunning();
-  model.on("change:_payload", onPayload);
-  model.on("change:running", onState);
-  model.on("change:progress", onState);
-  model.on("change:status", onState);
-  model.on("change:error", onError);
+  const disconnect = connectModel(model, {
+    "change:_payload": load, "change:running": updateRunning, "change:progress": updateRunning,
+    "change:status": updateRunning, "change:error": onError,
+  }, syncs);
   load();
   onError();
 
   return () => {
     controller.abort();
     scheduler.cancel();
-    for (const sync of Object.values(syncs)) {
-      try { sync.flush(); } catch (_) { /* the model may already be closed */ }
-      sync.dispose();
-    }
-    model.off("change:_payload", onPayload);
-    model.off("change:running", onState);
-    model.off("change:progress", onState);
-    model.off("change:status", onState);
-    model.off("change:error", onError);
+    disconnect();
     root.remove();
   };
 }

@@ -18,16 +18,15 @@ The "conventional" baseline runs the same loop on x itself and projects x back i
 valid range after each step: its results are adversarial examples rather than realistic
 members of the target class.
 
-Batched [derived]: N searches run together with a hand-written vectorised Adam that keeps
-per-row step counts, and a row that stops stays frozen, so every row follows exactly the
-trajectory it would follow alone. :func:`boundary_crossing` then locates where each
+Batched [derived]: N searches run together with a hand-written vectorised Adam that updates
+only the rows still running, and a row that stops stays frozen, so every row follows exactly
+the trajectory it would follow alone. :func:`boundary_crossing` then locates where each
 trajectory first changes class, to where the top two probabilities tie, by bisection: a
 decision-boundary point for any classifier, invertible or not.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from numbers import Real
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .runtime import evaluating
-from .validation import check_inputs, check_targets
+from .validation import check_inputs, check_interval, check_targets
 
 __all__ = [
     "BoundaryCrossing", "CounterfactualResult", "boundary_crossing", "latent_counterfactual", "pixel_counterfactual",
@@ -203,6 +202,11 @@ def _check_generator(generator) -> None:
         )
 
 
+def _check_classifier(classifier) -> None:
+    if not isinstance(classifier, torch.nn.Module):
+        raise TypeError(f"classifier must be a torch.nn.Module returning logits, got {type(classifier).__name__}")
+
+
 def _check_positive_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -210,8 +214,7 @@ def _check_positive_int(value, name: str, minimum: int) -> int:
 
 
 def _check_settings(classifier, lr, max_steps, threshold, record_every, clip, stop, on_progress, progress_every):
-    if not isinstance(classifier, torch.nn.Module):
-        raise TypeError(f"classifier must be a torch.nn.Module returning logits, got {type(classifier).__name__}")
+    _check_classifier(classifier)
     if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 < threshold < 1:
@@ -220,13 +223,7 @@ def _check_settings(classifier, lr, max_steps, threshold, record_every, clip, st
     _check_positive_int(record_every, "record_every", 1)
     _check_positive_int(progress_every, "progress_every", 1)
     if clip is not None:
-        try:
-            low, high = (float(bound) for bound in clip)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"clip must be None or a pair (low, high), got {clip!r}") from error
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(f"clip must be a finite pair with low < high, got {clip!r}")
-        clip = (low, high)
+        clip = check_interval(clip, "clip")
     if stop is not None and not callable(getattr(stop, "is_set", None)):
         raise TypeError(f"stop must offer is_set() (e.g. a threading.Event), got {type(stop).__name__}")
     if on_progress is not None and not callable(on_progress):
@@ -260,33 +257,25 @@ def _check_in_range(x: torch.Tensor, clip) -> None:
         )
 
 
-@contextlib.contextmanager
-def _evaluating_all(*models):
-    with contextlib.ExitStack() as stack:
-        for model in models:
-            if isinstance(model, torch.nn.Module):
-                stack.enter_context(evaluating(model))
-        yield
-
-
 # --- the search ---------------------------------------------------------------------------
 
 class _Adam:
-    """torch.optim.Adam (weight decay 0) on the rows of one tensor, each row with its own step count."""
+    """torch.optim.Adam (weight decay 0) on some rows of one tensor; the other rows and their
+    moments stay as they are."""
 
     def __init__(self, params: torch.Tensor, lr: float):
         self.lr = lr
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
 
-    def step(self, params: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, count: torch.Tensor) -> None:
-        """Update ``params[rows]`` with ``grad``; ``count`` (len(rows),) is each row's step number (from 1)."""
+    def step(self, params: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, count: int) -> None:
+        """Update ``params[rows]`` with ``grad``; this is step ``count`` (from 1) of every one of
+        these rows (a search stops a row for good, so the rows still running move in lockstep)."""
         beta1, beta2 = ADAM_BETAS
         exp_avg = self.exp_avg[rows].mul_(beta1).add_(grad, alpha=1 - beta1)
         exp_avg_sq = self.exp_avg_sq[rows].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        count = count.to(params.dtype).reshape(-1, *[1] * (params.ndim - 1))
         step_size = self.lr / (1 - beta1 ** count)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** count).sqrt()).add_(ADAM_EPS)
+        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** count)).add_(ADAM_EPS)
         params[rows] = params[rows] - step_size * exp_avg / denom
         self.exp_avg[rows] = exp_avg
         self.exp_avg_sq[rows] = exp_avg_sq
@@ -316,8 +305,20 @@ class _ClipToRange(torch.autograd.Function):
         return grad.masked_fill(outward, 0), None, None
 
 
+def _appended(stacked: list | None, fresh: list) -> list:
+    """Records (steps, frames, probs, latents or None), each stacked along dim 1, followed by ``fresh``."""
+    if stacked is None:
+        return fresh
+    return [None if old is None else torch.cat([old, new], 1) for old, new in zip(stacked, fresh)]
+
+
 class _Trajectories:
-    """The current point of every row and the records taken so far."""
+    """The current point of every row and the records taken so far.
+
+    Records are stacked once, when a result is first asked for after them: a search that
+    streams partial results (``on_progress``) copies its records per call, instead of
+    stacking every record again.
+    """
 
     def __init__(self, method, threshold, x, reference, target, source, latents, clip):
         self.method, self.threshold, self.clip = method, threshold, clip
@@ -326,7 +327,8 @@ class _Trajectories:
         self.latent = None if latents is None else latents.clone()
         self.probs = None
         self.steps = torch.zeros(len(x), dtype=torch.long, device=x.device)  # steps behind the current point
-        self.records: list[tuple] = []
+        self.pending: list[tuple] = []  # records not stacked yet
+        self.stacked: list | None = None  # the records before them
 
     def update(self, rows, frames, probs, latents, steps) -> None:
         if self.probs is None:
@@ -340,21 +342,22 @@ class _Trajectories:
         return self.steps.clone(), self.frame.clone(), self.probs.clone(), latent
 
     def record(self) -> None:
-        self.records.append(self.snapshot())
+        self.pending.append(self.snapshot())
 
     def result(self, interrupted: bool) -> CounterfactualResult:
-        records = self.records
-        if not records or not torch.equal(records[-1][0], self.steps):
-            records = records + [self.snapshot()]  # the last record is always the current point
-        steps, frames, probs, latents = zip(*records)
-        probs = torch.stack(probs, 1)
+        if self.pending:
+            fresh = [None if values[0] is None else torch.stack(values, 1) for values in zip(*self.pending)]
+            self.stacked, self.pending = _appended(self.stacked, fresh), []
+        records = self.stacked
+        if records is None or not torch.equal(records[0][:, -1], self.steps):  # the last record is the current point
+            records = _appended(records, [None if value is None else value.unsqueeze(1) for value in self.snapshot()])
+        steps, frames, probs, latents = records
         confidence = probs.gather(2, self.target[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(2)
         return CounterfactualResult(
             method=self.method, threshold=self.threshold, interrupted=interrupted, x=self.x, reference=self.reference,
             x_cf=self.frame.clone(), target=self.target, source=self.source,
             success=confidence[:, -1] > self.threshold, steps=self.steps.clone(),
-            record_steps=torch.stack(steps, 1), frames=torch.stack(frames, 1), probs=probs, confidence=confidence,
-            latents=None if latents[0] is None else torch.stack(latents, 1), clip=self.clip,
+            record_steps=steps, frames=frames, probs=probs, confidence=confidence, latents=latents, clip=self.clip,
         )
 
 
@@ -391,7 +394,7 @@ def _search(method, classifier, generator, x, target, *, lr, max_steps, threshol
         )
     x = check_inputs(x, _input_shape(classifier, generator, x), "x", dtype=dtype, device=device)
     _check_in_range(x, clip)
-    with _evaluating_all(classifier, generator), torch.no_grad():
+    with evaluating(classifier, generator), torch.no_grad():
         logits = classifier(x)
         if logits.ndim != 2 or logits.shape[0] != len(x) or logits.shape[1] < 2:
             raise ValueError(f"classifier must return logits of shape (N, C) with C >= 2, got {tuple(logits.shape)}")
@@ -428,7 +431,7 @@ def _search(method, classifier, generator, x, target, *, lr, max_steps, threshol
                 with torch.enable_grad():
                     loss = F.cross_entropy(logits[going], target[rows[going]], reduction="sum")
                     (grad,) = torch.autograd.grad(loss, point)
-                optimizer.step(params, rows[going], grad[going], torch.full_like(rows[going], step + 1))
+                optimizer.step(params, rows[going], grad[going], step + 1)
                 if clip is not None and method == "pixel":
                     params[rows[going]] = params[rows[going]].clamp(*clip)
                 bar.update(1)
@@ -474,8 +477,7 @@ def boundary_crossing(classifier, result: CounterfactualResult, generator=None) 
         >>> crossing.found.tolist(), torch.allclose(crossing.x[:, 0], crossing.x[:, 1], atol=1e-5)
         ([True], True)
     """
-    if not isinstance(classifier, torch.nn.Module):
-        raise TypeError(f"classifier must be a torch.nn.Module returning logits, got {type(classifier).__name__}")
+    _check_classifier(classifier)
     if not isinstance(result, CounterfactualResult):
         raise TypeError(f"result must be a CounterfactualResult, got {type(result).__name__}")
     in_latent = generator is not None and result.latents is not None
@@ -502,7 +504,7 @@ def boundary_crossing(classifier, result: CounterfactualResult, generator=None) 
     begin, end = points[rows, before], points[rows, after]
     low = torch.zeros(len(points), 1, dtype=points.dtype, device=points.device)
     high = torch.ones_like(low)
-    with _evaluating_all(classifier, generator), torch.no_grad():
+    with evaluating(classifier, generator), torch.no_grad():
         for _ in range(BISECTION_STEPS):
             middle = (low + high) / 2
             same = classify(begin + middle * (end - begin))[1].argmax(1) == start

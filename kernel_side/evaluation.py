@@ -22,7 +22,7 @@ from sklearn.svm import SVC
 
 from .counterfactuals import CounterfactualResult
 from .generators import bits_per_dim
-from .runtime import DEFAULT_CHUNK_SIZE
+from .runtime import DEFAULT_CHUNK_SIZE, map_chunks
 from .validation import check_inputs, check_targets
 
 __all__ = ["CounterfactualReport", "evaluate", "fit_oracle"]
@@ -99,12 +99,12 @@ class CounterfactualReport:
 
 
 def _nearest_target_distance(x_cf, target, reference_x, reference_y, chunk_size):
-    distances = []
-    for rows in torch.arange(len(x_cf)).split(chunk_size):
+    def nearest(rows: torch.Tensor) -> torch.Tensor:
         pairwise = torch.cdist(x_cf[rows].flatten(1), reference_x.flatten(1))
         other_class = reference_y[None, :] != target[rows, None]
-        distances.append(pairwise.masked_fill(other_class, float("inf")).min(1).values)
-    return torch.cat(distances)
+        return pairwise.masked_fill(other_class, float("inf")).min(1).values
+
+    return map_chunks(nearest, torch.arange(len(x_cf), device=x_cf.device), chunk_size)
 
 
 def evaluate(result: CounterfactualResult, *, flow=None, oracle=None, reference_set=None,

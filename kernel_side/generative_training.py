@@ -12,13 +12,12 @@ early stopping its test bits/dim blew up to 107, with it the test split reaches 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from .early_stopping import check_training_settings, train_with_early_stopping
 from .generators import VAE, NormalizingFlow, dequantize
 from .validation import check_inputs
 
@@ -49,13 +48,8 @@ def _fit(model, x, loss: Callable, *, expected: type, epochs: int, batch_size: i
     """Adam on ``loss(model, batch, generator)``; keep the weights of the best validation epoch."""
     if not isinstance(model, expected):
         raise TypeError(f"model must be a {expected.__name__}, got {type(model).__name__}")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
+                            validation_fraction=validation_fraction)
     parameter = next(model.parameters())
     x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=parameter.device)
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed)).to(x.device)
@@ -66,41 +60,14 @@ def _fit(model, x, loss: Callable, *, expected: type, epochs: int, batch_size: i
     generator = torch.Generator(device=x.device).manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def validation_loss() -> float:
-        model.eval()
-        with torch.no_grad():  # the same noise every epoch, so epochs compare fairly
-            return loss(model, x_val, torch.Generator(device=x.device).manual_seed(seed + 1)).item()
+    def validate() -> tuple[float, dict]:  # the same noise every epoch, so epochs compare fairly
+        return loss(model, x_val, torch.Generator(device=x.device).manual_seed(seed + 1)).item(), {}
 
-    best = {"loss": float("inf"), "epoch": -1, "state": copy.deepcopy(model.state_dict())}
-    report = GenerativeFitReport(best_epoch=-1, val_loss=float("nan"))
-    bar = tqdm(range(epochs), desc="training", disable=not progress)
-    try:
-        for epoch in bar:
-            model.train()
-            shuffled = torch.randperm(x_train.shape[0], generator=generator, device=x.device)
-            total = 0.0
-            for start in range(0, len(shuffled), batch_size):
-                batch = x_train[shuffled[start : start + batch_size]]
-                batch_loss = loss(model, batch, generator)
-                optimizer.zero_grad()
-                batch_loss.backward()
-                optimizer.step()
-                total += batch_loss.item() * len(batch)
-            val_loss = validation_loss()
-            report.history.append({"epoch": epoch, "train_loss": total / len(shuffled), "val_loss": val_loss})
-            bar.set_postfix(loss=f"{val_loss:.3f}")
-            if val_loss < best["loss"]:
-                best = {"loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-            elif epoch - best["epoch"] >= patience:
-                break
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        bar.close()
-        model.load_state_dict(best["state"])
-        model.eval()
-    report.best_epoch, report.val_loss = best["epoch"], best["loss"]
-    return report
+    run = train_with_early_stopping(model, optimizer, lambda rows: loss(model, x_train[rows], generator), validate,
+                                    count=len(x_train), batch_size=batch_size, epochs=epochs, patience=patience,
+                                    generator=generator, progress=progress)
+    return GenerativeFitReport(best_epoch=run.best_epoch, val_loss=run.best_loss, history=run.history,
+                               interrupted=run.interrupted)
 
 
 def fit_flow(flow: NormalizingFlow, x: torch.Tensor, *, epochs: int = 300, batch_size: int = 128, lr: float = 1e-3,

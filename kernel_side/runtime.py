@@ -15,14 +15,18 @@ DEFAULT_CHUNK_SIZE = 8192
 
 
 @contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Run ``model`` in eval mode and give back the mode the user had."""
-    was_training = model.training
-    model.eval()
+def evaluating(*models) -> Iterator[None]:
+    """Run every ``nn.Module`` among ``models`` in eval mode and give back the modes the user
+    had; anything else (e.g. a generator that is a plain object) is left alone."""
+    modules = [model for model in models if isinstance(model, nn.Module)]
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.eval()
     try:
-        yield model
+        yield
     finally:
-        model.train(was_training)
+        for module, was_training in zip(modules, modes):
+            module.train(was_training)
 
 
 def model_in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:

@@ -12,7 +12,6 @@ References:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
-from tqdm.auto import tqdm
 
+from .early_stopping import check_training_settings, train_with_early_stopping
 from .validation import check_inputs, check_targets
 
 __all__ = ["FitReport", "fit", "random_shifts"]
@@ -99,8 +98,8 @@ def fit(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+    check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
+                            validation_fraction=validation_fraction)
     _check_classifier(model, objective)
     parameter = next(model.parameters())
     device = parameter.device
@@ -115,49 +114,25 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(patience // 3, 1))
 
-    best = {"loss": float("inf"), "epoch": -1, "state": copy.deepcopy(model.state_dict())}
-    report = FitReport(best_epoch=-1, val_accuracy=float("nan"))
-    bar = tqdm(range(epochs), desc="training", disable=not progress)
-    try:
-        for epoch in bar:
-            model.train()
-            order = torch.randperm(x_train.shape[0], generator=generator, device=device)
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                inputs = x_train[batch]
-                if augment is not None:
-                    inputs = augment(inputs, generator)
-                if dequantization:
-                    noise = torch.rand(inputs.shape, generator=generator, device=device, dtype=inputs.dtype)
-                    inputs = inputs + dequantization * (noise - 0.5)
-                loss, _ = _objective(model, inputs, y_train[batch], objective, nll_weight)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch)
-            model.eval()
-            with torch.no_grad():
-                val_loss, logits = _objective(model, x_val, y_val, objective, nll_weight)
-            val_accuracy = (logits.argmax(1) == y_val).float().mean().item()
-            report.history.append(
-                {"epoch": epoch, "train_loss": total / len(order), "val_loss": val_loss.item(), "val_accuracy": val_accuracy}
-            )
-            scheduler.step(val_loss.item())
-            bar.set_postfix(loss=f"{val_loss.item():.3f}", acc=f"{val_accuracy:.3f}")
-            if val_loss.item() < best["loss"]:
-                best = {"loss": val_loss.item(), "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-                report.val_accuracy = val_accuracy
-            elif epoch - best["epoch"] >= patience:
-                break
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        bar.close()
-        model.load_state_dict(best["state"])
-        model.eval()
-    report.best_epoch = best["epoch"]
-    return report
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+        inputs = x_train[rows]
+        if augment is not None:
+            inputs = augment(inputs, generator)
+        if dequantization:
+            noise = torch.rand(inputs.shape, generator=generator, device=device, dtype=inputs.dtype)
+            inputs = inputs + dequantization * (noise - 0.5)
+        return _objective(model, inputs, y_train[rows], objective, nll_weight)[0]
+
+    def validate() -> tuple[float, dict]:
+        val_loss, logits = _objective(model, x_val, y_val, objective, nll_weight)
+        return val_loss.item(), {"val_accuracy": (logits.argmax(1) == y_val).float().mean().item()}
+
+    run = train_with_early_stopping(model, optimizer, batch_loss, validate, count=len(x_train), batch_size=batch_size,
+                                    epochs=epochs, patience=patience, generator=generator, progress=progress,
+                                    after_validation=scheduler.step)
+    val_accuracy = run.history[run.best_epoch]["val_accuracy"] if run.best_epoch >= 0 else float("nan")
+    return FitReport(best_epoch=run.best_epoch, val_accuracy=val_accuracy, history=run.history,
+                     interrupted=run.interrupted)
 
 
 def random_shifts(max_shift: int = 1) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:

@@ -6,10 +6,12 @@ and what was received, so a user never sees a traceback from deep inside torch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["check_architecture", "check_inputs", "check_invertible_classifier", "check_targets"]
+__all__ = ["check_architecture", "check_inputs", "check_interval", "check_invertible_classifier", "check_targets"]
 
 
 def check_invertible_classifier(model, name: str = "model") -> None:
@@ -96,3 +98,14 @@ def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
     return shape
+
+
+def check_interval(pair, name: str) -> tuple[float, float]:
+    """Return ``pair`` as finite floats ``(low, high)`` with ``low < high``."""
+    try:
+        low, high = (float(bound) for bound in pair)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a pair of numbers (low, high), got {pair!r}") from error
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be a finite pair with low < high, got {pair!r}")
+    return low, high

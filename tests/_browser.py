@@ -118,6 +118,24 @@ def slider_state(slider) -> dict:
     )
 
 
+def slider_track(slider):
+    """``(x_of, y)``: the page x of the thumb at a fraction of ``slider``'s travel, and the track's middle y."""
+    box = slider.bounding_box()
+    assert box and box["width"] > 40, f"slider is not visible or too narrow: {box}"
+    # Chromium's default thumb is ~16 px wide: its centre travels from left+8 to right-8.
+    return (lambda frac: box["x"] + 8 + frac * (box["width"] - 16)), box["y"] + box["height"] / 2
+
+
+def drag_slider(page, slider, fractions) -> None:
+    """Drag ``slider``'s thumb with the mouse from the left end of its travel through ``fractions``."""
+    x_of, y = slider_track(slider)
+    page.mouse.move(x_of(0.0), y)
+    page.mouse.down()
+    for frac in fractions:
+        page.mouse.move(x_of(frac), y, steps=3)
+    page.mouse.up()
+
+
 def press_and_expect(page, slider, key, times, condition):
     """Press ``key`` on the focused slider and wait until its value ``v`` meets ``condition``."""
     before = slider_state(slider)

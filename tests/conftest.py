@@ -5,6 +5,13 @@ from __future__ import annotations
 import pytest
 
 from _browser import lab, page  # noqa: F401  (the real-browser fixtures, shared by every browser test)
+from crosslens import kernel_side as ks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The digits split of DESIGN.md: (x_train, y_train, x_test, y_test), loaded once per module."""
+    return ks.load_digits_split()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

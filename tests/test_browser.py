@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from _browser import (
-    ARTIFACTS, REPO, assert_clean_console, canvas_data, press_and_expect, read_prob, run_in_kernel, slider_state,
-    wait_canvas_change, wait_slider_value,
+    ARTIFACTS, REPO, assert_clean_console, canvas_data, drag_slider, press_and_expect, read_prob, run_in_kernel,
+    slider_state, slider_track, wait_canvas_change, wait_slider_value,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
 
@@ -47,22 +47,14 @@ def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     start = slider_state(slider)
     span = start["max"] - start["min"]
     assert span > 0, f"slider has an empty range: {start}"
-    box = slider.bounding_box()
-    assert box and box["width"] > 40, f"slider is not visible or too narrow: {box}"
-    y = box["y"] + box["height"] / 2
-    # Chromium's default thumb is ~16 px wide: its centre travels from left+8 to right-8.
-    x_of = lambda frac: box["x"] + 8 + frac * (box["width"] - 16)  # noqa: E731
+    x_of, y = slider_track(slider)
 
     # 1. Drag from t=min toward the right with the mouse.
     if start["value"] != start["min"]:
         page.mouse.click(x_of(0.0), y)  # a click on the track's left end sets t to min
         wait_slider_value(page, slider, f"v === {start['min']}")
     img0, prob0 = canvas_data(canvas), read_prob(target)
-    page.mouse.move(x_of(0.0), y)
-    page.mouse.down()
-    for frac in (0.15, 0.3, 0.45, 0.6, 0.75):
-        page.mouse.move(x_of(frac), y, steps=3)
-    page.mouse.up()
+    drag_slider(page, slider, (0.15, 0.3, 0.45, 0.6, 0.75))
     after_drag = slider_state(slider)
     assert after_drag["value"] > start["min"] + 0.5 * span, (
         f"dragging did not move the slider: {start} -> {after_drag}"

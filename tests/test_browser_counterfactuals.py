@@ -17,8 +17,8 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, canvas_data, press_and_expect, read_prob, run_in_kernel, slider_state,
-    wait_canvas_change, wait_slider_value, write_notebook,
+    ARTIFACTS, assert_clean_console, canvas_data, drag_slider, press_and_expect, read_prob, run_in_kernel,
+    slider_state, slider_track, wait_canvas_change, wait_slider_value, write_notebook,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
 
@@ -77,20 +77,13 @@ def exercise_explorer(page, root, screenshot) -> dict:
     assert canvas.count() == 1 and target.count() == 1
     start = slider_state(slider)
     assert start["value"] == start["max"] == 100, f"the view should start at the final frames: {start}"
-    box = slider.bounding_box()
-    assert box and box["width"] > 40, f"slider is not visible or too narrow: {box}"
-    y = box["y"] + box["height"] / 2
-    x_of = lambda frac: box["x"] + 8 + frac * (box["width"] - 16)  # noqa: E731
+    x_of, y = slider_track(slider)
 
     # 1. Drag from the start of each path towards its end.
     page.mouse.click(x_of(0.0), y)
     wait_slider_value(page, slider, "v === 0")
     img0, prob0 = canvas_data(canvas), read_prob(target)
-    page.mouse.move(x_of(0.0), y)
-    page.mouse.down()
-    for frac in (0.2, 0.4, 0.6, 0.8, 0.9):
-        page.mouse.move(x_of(frac), y, steps=3)
-    page.mouse.up()
+    drag_slider(page, slider, (0.2, 0.4, 0.6, 0.8, 0.9))
     dragged = slider_state(slider)
     assert dragged["value"] >= 80, f"dragging did not move the slider: {dragged}"
     img1 = wait_canvas_change(page, canvas, img0)

@@ -26,11 +26,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return ks.load_digits_split()
-
-
-@pytest.fixture(scope="module")
 def classifier():
     return ks.load_pretrained("digits-mlp")
 

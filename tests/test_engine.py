@@ -14,11 +14,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return ks.load_digits_split()
-
-
-@pytest.fixture(scope="module")
 def moons():
     return ks.load_moons_split()
 

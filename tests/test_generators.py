@@ -13,11 +13,6 @@ from crosslens.kernel_side import ConvClassifier, MLPClassifier, NormalizingFlow
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return ks.load_digits_split()
-
-
-@pytest.fixture(scope="module")
 def moons():
     return ks.load_lifted_moons_split(dim=10, noise=0.01, seed=0)
 

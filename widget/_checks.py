@@ -12,8 +12,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .kernel_side.validation import check_interval
+
 __all__ = ["check_class_names", "check_class_index", "check_requested", "check_pixel_range", "image_shape",
-           "reject_unknown"]
+           "is_one_target", "reject_unknown"]
 
 
 def reject_unknown(widget: str, unknown: dict, accepted: Sequence[str]) -> None:
@@ -52,9 +54,15 @@ def check_class_index(value, num_classes: int, name: str = "target") -> int | No
     return value
 
 
+def is_one_target(target) -> bool:
+    """Whether ``target`` is None or one class index for every input (rather than one per input)."""
+    return target is None or isinstance(target, (int, np.integer)) or (
+        isinstance(target, torch.Tensor) and target.ndim == 0)
+
+
 def check_requested(target, count: int, num_classes: int) -> list[int | None]:
     """A per-input list from None, one class index, or a sequence of ``count`` (None or an index each)."""
-    if target is None or isinstance(target, (int, np.integer)) or (isinstance(target, torch.Tensor) and target.ndim == 0):
+    if is_one_target(target):
         return [check_class_index(target, num_classes)] * count
     if isinstance(target, (str, bytes)) or not hasattr(target, "__len__"):
         raise TypeError(f"target must be None, a class index or a sequence of {count}, got {type(target).__name__}")
@@ -68,13 +76,7 @@ def check_pixel_range(pixel_range, x: torch.Tensor) -> tuple[float, float]:
     if pixel_range is None:
         lo, hi = float(x.min()), float(x.max())
         return (lo, hi) if hi > lo else (lo, lo + 1.0)
-    try:
-        lo, hi = (float(v) for v in pixel_range)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"pixel_range must be two numbers (lo, hi), got {pixel_range!r}") from error
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"pixel_range must be finite with lo < hi, got {pixel_range!r}")
-    return lo, hi
+    return check_interval(pixel_range, "pixel_range")
 
 
 def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -14,12 +14,9 @@ browser scrubs without the kernel and Python can read and set what the user sees
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from typing import Iterator
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
@@ -28,6 +25,7 @@ from . import _assets, kernel_side as ks
 from ._checks import (
     check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, reject_unknown,
 )
+from ._explorer import Explorer
 from .kernel_side.validation import check_inputs, check_invertible_classifier
 from .payload import pack, quantized
 
@@ -46,7 +44,7 @@ def _as_cpu(values: torch.Tensor) -> torch.Tensor:
     return values.detach().to("cpu", torch.float32)
 
 
-class BoundaryExplorer(anywidget.AnyWidget):
+class BoundaryExplorer(Explorer):
     """Explore how an invertible classifier's decision changes across and along its boundary.
 
     For each input x the engine projects z = T(x) onto the boundary hyperplane between the
@@ -106,25 +104,19 @@ class BoundaryExplorer(anywidget.AnyWidget):
     """
 
     _esm = _assets.bundle("boundary_explorer.js")
-    _css = _assets.stylesheet()
 
-    _payload = traitlets.Bytes(b"").tag(sync=True)
     t = traitlets.Float(0.0).tag(sync=True)
-    index = traitlets.Int(0).tag(sync=True)
     direction = traitlets.Int(0).tag(sync=True)
     amount = traitlets.Float(0.0).tag(sync=True)
-    target = traitlets.Int(None, allow_none=True).tag(sync=True)
     overlay = traitlets.Unicode("difference").tag(sync=True)
     opacity = traitlets.Float(0.7).tag(sync=True)
     busy = traitlets.Bool(False, read_only=True).tag(sync=True)
-    error = traitlets.Unicode("", read_only=True).tag(sync=True)
 
     def __init__(self, model, x, target=None, class_names=None, steps: int = 64, t_max: float = 2.0,
                  reference=None, *, n_directions: int | None = None, amounts=None, resolution: int = 200,
                  pixel_range: tuple[float, float] | None = None, dtype: torch.dtype | None = None, **unknown):
         reject_unknown("BoundaryExplorer", unknown, ACCEPTED_OPTIONS)
         self._ready = False
-        self._quiet_target = False
         check_invertible_classifier(model)
         self._model = model
         self._input_shape = tuple(int(size) for size in model.input_shape)
@@ -285,13 +277,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
             raise ValueError(f"t must lie in [0, {self._t_max}] (t = 1 is the boundary), got {value}")
         return value
 
-    @traitlets.validate("index")
-    def _valid_index(self, proposal):
-        value = proposal["value"]
-        if not 0 <= value < len(self._x):
-            raise ValueError(f"index must lie in [0, {len(self._x) - 1}] (one of the {len(self._x)} inputs), got {value}")
-        return value
-
     @traitlets.validate("direction")
     def _valid_direction(self, proposal):
         value = proposal["value"]
@@ -324,7 +309,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
     @traitlets.validate("target")
     def _valid_target(self, proposal):
         value = check_class_index(proposal["value"], self._num_classes)
-        if value is not None and self._ready and not self._quiet_target:
+        if value is not None and self._ready and not self._quiet:
             source = int(self._rows["source"][self.index])
             if value == source:
                 raise ValueError(
@@ -332,15 +317,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
                     f"({self._class_names[source]!r}, class {source}); pick another class or None for the nearest boundary"
                 )
         return value
-
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        """Set ``target`` without recomputing (it follows the selected input)."""
-        self._quiet_target = True
-        try:
-            yield
-        finally:
-            self._quiet_target = False
 
     @traitlets.observe("index")
     def _on_index(self, change):
@@ -351,7 +327,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
 
     @traitlets.observe("target")
     def _on_target(self, change):
-        if not self._ready or self._quiet_target:
+        if not self._ready or self._quiet:
             return
         row, new, old = self.index, change["new"], change["old"]
         if new == self._requested[row]:
@@ -423,11 +399,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
         return self._rows["frames"].clone()
 
     @property
-    def x(self) -> torch.Tensor:
-        """(N, *input_shape) the inputs."""
-        return self._x.clone()
-
-    @property
     def x_proj(self) -> torch.Tensor:
         """(N, *input_shape) each input's projection onto the boundary (t = 1)."""
         return self._rows["x_proj"].clone()
@@ -441,15 +412,6 @@ class BoundaryExplorer(anywidget.AnyWidget):
     def targets(self) -> torch.Tensor:
         """(N,) the class each input's path heads for (nearest boundary resolved)."""
         return self._rows["target"].clone()
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
-
-    @property
-    def payload(self) -> bytes:
-        """The binary payload the front end draws from (see :mod:`crosslens.payload`)."""
-        return self._payload
 
     # ---- static figure ------------------------------------------------------------------
     def to_figure(self, figsize: tuple[float, float] | None = None):
@@ -492,13 +454,7 @@ class BoundaryExplorer(anywidget.AnyWidget):
     def _draw_images(self, axes, n, k, a, ti) -> None:
         lo, hi = self._pixel_range
         channels, height, width = image_shape(self._input_shape)
-
-        def picture(values: torch.Tensor) -> np.ndarray:
-            values = values.reshape(channels, height, width)
-            if channels == 3:
-                return ((values - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
-            return values.mean(0).numpy()
-
+        picture = self._picture
         x, frame = self._x[n], self._rows["frames"][n, k, a, ti]
         if self.overlay == "importance":
             signed, title = self._rows["importance"][n], "importance"

@@ -28,14 +28,15 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
 
 from . import _assets
-from ._checks import check_class_index, check_class_names, check_pixel_range, check_requested, image_shape
-from ._checks import reject_unknown
+from ._checks import (
+    check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, is_one_target, reject_unknown,
+)
+from ._explorer import Explorer
 from .kernel_side.counterfactuals import CounterfactualResult, latent_counterfactual, pixel_counterfactual
 from .payload import pack, quantized
 
@@ -94,7 +95,7 @@ class _Job:
     methods: tuple[str, ...]
 
 
-class CounterfactualExplorer(anywidget.AnyWidget):
+class CounterfactualExplorer(Explorer):
     """Step through counterfactual searches: in a generator's latent space and, for contrast, in pixel space.
 
     For each input x the latent search (Dombrowski et al. 2024) starts at ``z = g^-1(x)`` and
@@ -164,24 +165,18 @@ class CounterfactualExplorer(anywidget.AnyWidget):
     """
 
     _esm = _assets.bundle("counterfactual_explorer.js")
-    _css = _assets.stylesheet()
 
-    _payload = traitlets.Bytes(b"").tag(sync=True)
-    index = traitlets.Int(0).tag(sync=True)
-    target = traitlets.Int(None, allow_none=True).tag(sync=True)
     align = traitlets.Unicode("fraction").tag(sync=True)
     fraction = traitlets.Float(1.0).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
     running = traitlets.Bool(False, read_only=True).tag(sync=True)
     progress = traitlets.Float(0.0, read_only=True).tag(sync=True)
     status = traitlets.Unicode("", read_only=True).tag(sync=True)
-    error = traitlets.Unicode("", read_only=True).tag(sync=True)
 
     def __init__(self, classifier, generator, x, target=None, class_names=None, *, threshold: float = 0.99,
                  max_steps: int = 1000, compare_pixel: bool = True, lr: float = 0.05, pixel_lr: float = 5e-4,
                  record_every: int = 1, clip=(0.0, 1.0), pixel_range=None, **unknown):
         self._ready = False
-        self._quiet = False
         self._lock = threading.RLock()
         self._jobs: deque[_Job] = deque()
         self._worker: threading.Thread | None = None
@@ -210,9 +205,9 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         self._source = probe.source.cpu()
         self._x_probs = probe.probs[:, 0].detach().cpu().float()
         self._class_names = check_class_names(class_names, self._num_classes)
-        self._requested = check_requested(target, len(self._x), self._num_classes)
-        self._targets = torch.tensor([self._resolve(row, value, f"target[{row}]" if _is_sequence(target) else "target")
-                                      for row, value in enumerate(self._requested)])
+        requested = check_requested(target, len(self._x), self._num_classes)
+        self._targets = torch.tensor([self._resolve(row, value, "target" if is_one_target(target) else f"target[{row}]")
+                                      for row, value in enumerate(requested)])
         start = latent_counterfactual(classifier, generator, x, self._targets, lr=lr, stop=halt, **self._settings)
         self._clip = start.clip
         self._pixel_range = check_pixel_range(pixel_range if pixel_range is not None else self._clip, self._x)
@@ -227,7 +222,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             else [None] * count,
         }
         self._status = {method: [QUEUED] * count for method in METHODS}
-        self._interrupted = {method: [False] * count for method in METHODS}
         super().__init__(_payload=self._pack(), index=0, target=int(self._targets[0]))
         self.on_msg(self._on_custom_msg)
         self._ready = True
@@ -300,7 +294,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             if stop.is_set():  # stopped before this search began: nothing to run
                 for row, _ in live:
                     self._status[method][row] = STOPPED
-                    self._interrupted[method][row] = True
                 self._publish()
                 return
             for row, _ in live:
@@ -330,7 +323,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
                 track = _Track.of(result, j)
                 self._tracks[method][row] = track
                 finished = track.success or track.steps >= max_steps
-                self._interrupted[method][row] = final and not finished
                 self._status[method][row] = DONE if finished else STOPPED if final else RUNNING
             self._publish()
 
@@ -438,19 +430,7 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             })
         return pack(arrays, meta)
 
-    @property
-    def payload(self) -> bytes:
-        """The binary payload the front end draws from (see :mod:`crosslens.payload`)."""
-        return self._payload
-
     # ---- trait validation and observers -------------------------------------------------
-    @traitlets.validate("index")
-    def _valid_index(self, proposal):
-        value = proposal["value"]
-        if not 0 <= value < len(self._x):
-            raise ValueError(f"index must lie in [0, {len(self._x) - 1}] (one of the {len(self._x)} inputs), got {value}")
-        return value
-
     @traitlets.validate("target")
     def _valid_target(self, proposal):
         value = check_class_index(proposal["value"], self._num_classes)
@@ -481,15 +461,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         self.align = "step"
         return value
 
-    @contextlib.contextmanager
-    def _quietly(self) -> Iterator[None]:
-        """Set ``target`` without recomputing (it follows the selected input)."""
-        self._quiet = True
-        try:
-            yield
-        finally:
-            self._quiet = False
-
     @traitlets.observe("index")
     def _on_index(self, change):
         if self._ready:
@@ -509,11 +480,9 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             if new == int(self._targets[row]):
                 return
             self._targets[row] = new
-            self._requested[row] = new
             self._generation[row] += 1
             for method in self._methods:
                 self._tracks[method][row] = None
-                self._interrupted[method][row] = False
             self._enqueue([row], self._methods)
             self._publish()
 
@@ -584,7 +553,7 @@ class CounterfactualExplorer(anywidget.AnyWidget):
     def _result(self, method: str) -> CounterfactualResult | None:
         with self._lock:
             tracks = list(self._tracks[method])
-            interrupted = any(self._interrupted[method])
+            interrupted = STOPPED in self._status[method]  # some search ended before it finished
         if method not in self._methods or any(t is None for t in tracks):
             return None
         length = max(len(t.record_steps) for t in tracks)
@@ -617,11 +586,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         return self._result("pixel")
 
     @property
-    def x(self) -> torch.Tensor:
-        """(N, *input_shape) the inputs."""
-        return self._x.clone()
-
-    @property
     def predicted(self) -> torch.Tensor:
         """(N,) each input's predicted class."""
         return self._source.clone()
@@ -631,10 +595,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         """(N,) each input's target class (runner-ups resolved)."""
         with self._lock:
             return self._targets.clone()
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
 
     @property
     def row_status(self) -> dict[str, list[str]]:
@@ -657,15 +617,10 @@ class CounterfactualExplorer(anywidget.AnyWidget):
         source, target = int(self._source[n]), int(self._targets[n])
         lo, hi = self._pixel_range
         channels, height, width = image_shape(self._input_shape)
+        picture = self._picture
         rows = len(self._methods)
         fig = Figure(figsize=figsize or (13, 2.7 * rows), layout="constrained")
         grid = fig.add_gridspec(rows, 5, width_ratios=[1, 1, 1, 1.2, 2.2])
-
-        def picture(values: torch.Tensor) -> np.ndarray:
-            values = values.reshape(channels, height, width)
-            if channels == 3:
-                return ((values - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
-            return values.mean(0).numpy()
 
         x = self._x[n]
         finals = [s[0].frames[-1] for s in shown.values() if s is not None]
@@ -720,11 +675,6 @@ class CounterfactualExplorer(anywidget.AnyWidget):
             " (Dombrowski et al. 2024)", fontsize=11,
         )
         return fig
-
-
-def _is_sequence(target) -> bool:
-    return target is not None and not isinstance(target, (int, np.integer)) and not (
-        isinstance(target, torch.Tensor) and target.ndim == 0)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,97 @@
+"""The training loop behind every model the engine ships: shuffled mini-batches, early
+stopping on a validation loss, interruptible, keeping the best weights (used by
+:func:`~crosslens.kernel_side.training.fit`, :func:`~crosslens.kernel_side.generative_training.fit_flow`
+and :func:`~crosslens.kernel_side.generative_training.fit_vae`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["EarlyStopped", "check_training_settings", "train_with_early_stopping"]
+
+
+@dataclass(frozen=True)
+class EarlyStopped:
+    """How :func:`train_with_early_stopping` ended. ``history`` has one dict per epoch."""
+
+    best_epoch: int
+    best_loss: float
+    history: list[dict]
+    interrupted: bool
+
+
+def check_training_settings(*, epochs, batch_size, patience, lr, validation_fraction) -> None:
+    """ValueError naming the first setting out of range."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+
+
+def train_with_early_stopping(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    validate: Callable[[], tuple[float, dict]],
+    *,
+    count: int,
+    batch_size: int,
+    epochs: int,
+    patience: int,
+    generator: torch.Generator,
+    progress: bool,
+    after_validation: Callable[[float], None] | None = None,
+) -> EarlyStopped:
+    """Train ``model`` in place; it ends in eval mode with the weights of its best epoch.
+
+    Each epoch shuffles the ``count`` training rows with ``generator`` and steps ``optimizer``
+    on ``batch_loss(rows)`` (the mean loss of those rows) for every mini-batch; then, in eval
+    mode without gradients, ``validate()`` gives the validation loss and extra figures for the
+    history (e.g. ``{"val_accuracy": 0.97}``), and ``after_validation(loss)`` runs (e.g. a
+    learning-rate scheduler). Training stops after ``patience`` epochs without a lower
+    validation loss. Interrupting (Ctrl-C, or the notebook's stop button) keeps the best weights.
+    """
+    best = {"loss": float("inf"), "epoch": -1, "state": copy.deepcopy(model.state_dict())}
+    history: list[dict] = []
+    interrupted = False
+    bar = tqdm(range(epochs), desc="training", disable=not progress)
+    try:
+        for epoch in bar:
+            model.train()
+            order = torch.randperm(count, generator=generator, device=generator.device)
+            total = 0.0
+            for start in range(0, count, batch_size):
+                rows = order[start : start + batch_size]
+                loss = batch_loss(rows)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(rows)
+            model.eval()
+            with torch.no_grad():
+                val_loss, extra = validate()
+            history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val_loss, **extra})
+            if after_validation is not None:
+                after_validation(val_loss)
+            bar.set_postfix(val_loss=f"{val_loss:.3f}", **{name: f"{value:.3f}" for name, value in extra.items()})
+            if val_loss < best["loss"]:
+                best = {"loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            elif epoch - best["epoch"] >= patience:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        model.load_state_dict(best["state"])
+        model.eval()
+    return EarlyStopped(best_epoch=best["epoch"], best_loss=best["loss"], history=history, interrupted=interrupted)

@@ -24,11 +24,11 @@ import time
 import torch
 
 from crosslens import kernel_side as ks
-from crosslens.kernel_side.counterfactuals import (
+from crosslens.kernel_side.methods.counterfactuals import (
     CounterfactualResult, boundary_crossing, latent_counterfactual, pixel_counterfactual,
 )
-from crosslens.kernel_side.evaluation import evaluate, fit_oracle
-from crosslens.kernel_side.face import nearest_face_point
+from crosslens.kernel_side.metrics import evaluate, fit_oracle
+from crosslens.kernel_side.methods._face import nearest_face_point
 
 from _timing import median_seconds
 

@@ -4,23 +4,25 @@ No widget machinery is imported here: every function takes tensors and returns t
 frozen dataclasses, so the engine works in scripts and tests as well as behind the widgets.
 """
 
-from .boundary import BoundaryProjection, nearest_facet, project_to_boundary
-from .classifier import InvertibleClassifier
-from .classifiers import ConvClassifier, MLPClassifier
-from .counterfactuals import (
+from .methods.boundary import (
+    BoundaryCurve, BoundaryPath, BoundaryProjection, BoundarySweep, DecisionRegions, boundary_curves,
+    boundary_directions, boundary_path, boundary_sweep, decision_regions, nearest_facet, padded_bounds,
+    project_to_boundary,
+)
+from .models.invertible import InvertibleClassifier
+from .models.classifiers import ConvClassifier, MLPClassifier
+from .methods.counterfactuals import (
     BoundaryCrossing, CounterfactualResult, boundary_crossing, latent_counterfactual, pixel_counterfactual,
 )
 from .data import (
     DIGITS_CLASS_NAMES, MOONS_CLASS_NAMES, LiftedMoons, load_digits_split, load_lifted_moons_split, load_moons_split,
 )
-from .evaluation import CounterfactualReport, evaluate, fit_oracle
-from .flows import ActNorm, AffineCoupling, Flow, Permutation
-from .generative_training import GenerativeFitReport, fit_flow, fit_vae
-from .generators import VAE, Generator, NormalizingFlow, bits_per_dim, dequantize
-from .paths import BoundaryPath, BoundarySweep, boundary_directions, boundary_path, boundary_sweep
-from .planar import BoundaryCurve, DecisionRegions, boundary_curves, decision_regions, padded_bounds
+from .metrics import CounterfactualReport, evaluate, fit_oracle
+from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
+from .training.generators import GenerativeFitReport, fit_flow, fit_vae
+from .models.generators import VAE, Generator, NormalizingFlow, bits_per_dim, dequantize
 from .pretrained import PRETRAINED, load_pretrained, train_pretrained
-from .training import FitReport, fit, random_shifts
+from .training.classifiers import FitReport, fit, random_shifts
 
 __all__ = [
     "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",

@@ -15,7 +15,7 @@ import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from .validation import check_inputs
+from ._checks import check_inputs
 
 __all__ = [
     "DIGITS_CLASS_NAMES", "LiftedMoons", "MOONS_CLASS_NAMES", "load_digits_split", "load_lifted_moons_split",

@@ -18,12 +18,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .classifier import InvertibleClassifier
-from .classifiers import ConvClassifier, MLPClassifier
+from .models.invertible import InvertibleClassifier
+from .models.classifiers import ConvClassifier, MLPClassifier
 from .data import load_digits_split, load_lifted_moons_split, load_moons_split
-from .generative_training import GenerativeFitReport, fit_flow, fit_vae
-from .generators import VAE, NormalizingFlow, bits_per_dim, dequantize
-from .training import FitReport, fit, random_shifts
+from .training.generators import GenerativeFitReport, fit_flow, fit_vae
+from .models.generators import VAE, NormalizingFlow, bits_per_dim, dequantize
+from .training.classifiers import FitReport, fit, random_shifts
 
 __all__ = ["PRETRAINED", "Recipe", "load_pretrained", "save_pretrained", "train_pretrained", "weights_dir"]
 

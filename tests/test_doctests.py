@@ -12,7 +12,7 @@ import crosslens
 from crosslens import kernel_side
 
 MODULES = sorted(
-    {f"crosslens.kernel_side.{info.name}" for info in pkgutil.iter_modules(kernel_side.__path__)}
+    {info.name for info in pkgutil.walk_packages(kernel_side.__path__, "crosslens.kernel_side.")}
     | {f"crosslens.{info.name}" for info in pkgutil.iter_modules(crosslens.__path__) if info.name != "kernel_side"}
 )
 

@@ -1,7 +1,7 @@
 """Argument checks and small helpers shared by the explorers (widget side).
 
 Each check raises a ValueError or TypeError whose message names the argument, what was
-expected and what was received (the engine's own checks live in ``kernel_side.validation``).
+expected and what was received (the engine's own checks live in ``kernel_side._checks``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .kernel_side.validation import check_interval
+from .kernel_side._checks import check_interval
 
 __all__ = ["check_class_names", "check_class_index", "check_requested", "check_pixel_range", "image_shape",
            "is_one_target", "reject_unknown"]

@@ -26,7 +26,7 @@ from ._checks import (
     check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, reject_unknown,
 )
 from ._explorer import Explorer
-from .kernel_side.validation import check_inputs, check_invertible_classifier
+from .kernel_side._checks import check_inputs, check_invertible_classifier
 from .payload import pack, quantized
 
 __all__ = ["BoundaryExplorer"]

@@ -4,8 +4,8 @@ References:
     Dombrowski, Gerken, Mueller, Kessel. Diffeomorphic counterfactuals with generative
     models. TPAMI 2024. https://arxiv.org/abs/2206.05075
 
-The engine (:func:`crosslens.kernel_side.counterfactuals.latent_counterfactual` and
-:func:`~crosslens.kernel_side.counterfactuals.pixel_counterfactual`) runs the searches. This
+The engine (:func:`crosslens.kernel_side.methods.counterfactuals.latent_counterfactual` and
+:func:`~crosslens.kernel_side.methods.counterfactuals.pixel_counterfactual`) runs the searches. This
 module runs them in a background thread, so the kernel stays free and a Stop button works,
 and streams the growing trajectories through ONE binary payload trait (:mod:`crosslens.payload`),
 re-packed at most a few times a second. Late views get the current state through ordinary
@@ -37,7 +37,7 @@ from ._checks import (
     check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, is_one_target, reject_unknown,
 )
 from ._explorer import Explorer
-from .kernel_side.counterfactuals import CounterfactualResult, latent_counterfactual, pixel_counterfactual
+from .kernel_side.methods.counterfactuals import CounterfactualResult, latent_counterfactual, pixel_counterfactual
 from .payload import pack, quantized
 
 __all__ = ["CounterfactualExplorer"]

@@ -5,7 +5,7 @@ References:
     invertible networks. ICCV Workshops 2019. https://arxiv.org/abs/1910.00406
 
 Because T is a bijection and the head is linear, every decision boundary is a hyperplane in
-feature space; :mod:`crosslens.kernel_side.boundary` projects onto it in closed form. The
+feature space; :mod:`crosslens.kernel_side.methods.boundary` projects onto it in closed form. The
 same T with a standard normal base density is a normalizing flow, so the model also has an
 exact ``log_prob``.
 """
@@ -55,7 +55,7 @@ class InvertibleClassifier(nn.Module):
         clamp: float = 2.0,
         seed: int = 0,
     ) -> "InvertibleClassifier":
-        """A fresh model whose feature map is :func:`~crosslens.kernel_side.flows.coupling_flow`
+        """A fresh model whose feature map is :func:`~crosslens.kernel_side.models.flows.coupling_flow`
         (``blocks`` affine couplings, each followed by ActNorm) and a linear head."""
         torch.manual_seed(seed)  # conditioner weights
         flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .flows import Flow, coupling_flow
-from .validation import check_architecture, check_inputs
+from .._checks import check_architecture, check_inputs
 
 __all__ = ["Generator", "NormalizingFlow", "VAE", "bits_per_dim", "dequantize"]
 

@@ -7,7 +7,7 @@ References:
     noise. The default hybrid objective adds the flow's negative log-likelihood per dimension,
     as in Nalisnick et al., Hybrid models with deep and invertible features, ICML 2019
     (https://arxiv.org/abs/1902.02767): ``CE + 0.1 * NLL / D`` with uniform dequantisation.
-    Plain classifiers (:mod:`crosslens.kernel_side.classifiers`) train with cross-entropy.
+    Plain classifiers (:mod:`crosslens.kernel_side.models.classifiers`) train with cross-entropy.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from .early_stopping import check_training_settings, train_with_early_stopping
-from .validation import check_inputs, check_targets
+from .loop import check_training_settings, train_with_early_stopping
+from .._checks import check_inputs, check_targets
 
 __all__ = ["FitReport", "fit", "random_shifts"]
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from crosslens import kernel_side as ks
-from crosslens.kernel_side.counterfactuals import boundary_crossing, latent_counterfactual, pixel_counterfactual
-from crosslens.kernel_side.evaluation import evaluate, fit_oracle
+from crosslens.kernel_side.methods.counterfactuals import boundary_crossing, latent_counterfactual, pixel_counterfactual
+from crosslens.kernel_side.metrics import evaluate, fit_oracle
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

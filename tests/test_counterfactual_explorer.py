@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 import crosslens
 from crosslens import CounterfactualExplorer, counterfactual_explorer, kernel_side as ks
 from crosslens import _assets
-from crosslens.kernel_side.counterfactuals import latent_counterfactual, pixel_counterfactual
+from crosslens.kernel_side.methods.counterfactuals import latent_counterfactual, pixel_counterfactual
 from crosslens.payload import read_header, unpack
 
 

@@ -17,9 +17,9 @@ from typing import Callable
 
 import torch
 
-from .early_stopping import check_training_settings, train_with_early_stopping
-from .generators import VAE, NormalizingFlow, dequantize
-from .validation import check_inputs
+from .loop import check_training_settings, train_with_early_stopping
+from ..models.generators import VAE, NormalizingFlow, dequantize
+from .._checks import check_inputs
 
 __all__ = ["GenerativeFitReport", "fit_flow", "fit_vae"]
 

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .runtime import evaluating
-from .validation import check_inputs, check_interval, check_targets
+from .._runtime import evaluating
+from .._checks import check_inputs, check_interval, check_targets
 
 __all__ = [
     "BoundaryCrossing", "CounterfactualResult", "boundary_crossing", "latent_counterfactual", "pixel_counterfactual",

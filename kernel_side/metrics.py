@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from sklearn.svm import SVC
 
-from .counterfactuals import CounterfactualResult
-from .generators import bits_per_dim
-from .runtime import DEFAULT_CHUNK_SIZE, map_chunks
-from .validation import check_inputs, check_targets
+from .methods.counterfactuals import CounterfactualResult
+from .models.generators import bits_per_dim
+from ._runtime import DEFAULT_CHUNK_SIZE, map_chunks
+from ._checks import check_inputs, check_targets
 
 __all__ = ["CounterfactualReport", "evaluate", "fit_oracle"]
 
@@ -121,7 +121,7 @@ def evaluate(result: CounterfactualResult, *, flow=None, oracle=None, reference_
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from crosslens.kernel_side.counterfactuals import pixel_counterfactual
+        >>> from crosslens.kernel_side.methods.counterfactuals import pixel_counterfactual
         >>> classifier = nn.Linear(2, 2)
         >>> with torch.no_grad(): _ = classifier.weight.copy_(torch.eye(2)), classifier.bias.zero_()
         >>> result = pixel_counterfactual(classifier, torch.tensor([[0.9, 0.1]]), 1, lr=0.05, threshold=0.6)

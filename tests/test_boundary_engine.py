@@ -8,7 +8,7 @@ import torch
 from scipy.spatial.distance import directed_hausdorff
 
 from crosslens import kernel_side as ks
-from crosslens.kernel_side.face import nearest_face_point, nearest_face_point_slsqp
+from crosslens.kernel_side.methods._face import nearest_face_point, nearest_face_point_slsqp
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -72,7 +72,7 @@ def test_round_trip_float32_and_float64(digits_model, digits, device):
     x = digits[2].to(device)
     with torch.no_grad():
         assert (model.inverse(model.features(x)) - x).abs().max() <= 1e-5
-        double = ks.runtime.model_in_dtype(model, torch.float64)
+        double = ks._runtime.model_in_dtype(model, torch.float64)
         x64 = x.double()
         assert (double.inverse(double.features(x64)) - x64).abs().max() <= 1e-12
     assert next(model.parameters()).dtype == torch.float32  # the user's model is untouched
@@ -146,7 +146,7 @@ def test_nearest_facet_never_lands_in_a_third_class(digits_model, digits):
 
 def test_side_of_the_boundary(digits_model, digits):
     projection = ks.project_to_boundary(digits_model, digits[2][:64], dtype=torch.float64)
-    double = ks.runtime.model_in_dtype(digits_model, torch.float64)
+    double = ks._runtime.model_in_dtype(digits_model, torch.float64)
     step = 0.01 * projection.explanation
     with torch.no_grad():
         towards_source = double(projection.x_proj + step).argmax(1)
@@ -235,7 +235,7 @@ def test_boundary_path_frames_and_probabilities(digits_model, digits):
 def test_path_frames_are_the_inverted_feature_points(digits_model, digits):
     path = ks.boundary_path(digits_model, digits[2][:4], steps=8, dtype=torch.float64)
     projection = path.projection
-    double = ks.runtime.model_in_dtype(digits_model, torch.float64)
+    double = ks._runtime.model_in_dtype(digits_model, torch.float64)
     with torch.no_grad():
         features = double.features(path.frames.reshape(-1, 1, 8, 8)).reshape(4, 8, -1)
     expected = projection.z[:, None] + path.t[None, :, None] * (projection.z_proj - projection.z)[:, None]

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .validation import check_architecture
+from .._checks import check_architecture
 
 __all__ = ["ConvClassifier", "MLPClassifier"]
 

@@ -1,7 +1,7 @@
 """The training loop behind every model the engine ships: shuffled mini-batches, early
 stopping on a validation loss, interruptible, keeping the best weights (used by
-:func:`~crosslens.kernel_side.training.fit`, :func:`~crosslens.kernel_side.generative_training.fit_flow`
-and :func:`~crosslens.kernel_side.generative_training.fit_vae`).
+:func:`~crosslens.kernel_side.training.classifiers.fit`, :func:`~crosslens.kernel_side.training.generators.fit_flow`
+and :func:`~crosslens.kernel_side.training.generators.fit_vae`).
 """
 
 from __future__ import annotations

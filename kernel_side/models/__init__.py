@@ -1,0 +1,1 @@
+"""What is explained or generates: invertible classifiers, plain classifiers, flows and generators."""

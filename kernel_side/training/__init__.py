@@ -1,0 +1,1 @@
+"""How models are fit: one early-stopping loop behind every ``fit_*``."""

@@ -2,27 +2,54 @@
 
 No widget machinery is imported here: every function takes tensors and returns tensors or
 frozen dataclasses, so the engine works in scripts and tests as well as behind the widgets.
+
+Layout: ``models/`` (what is explained or generates), ``training/`` (how models are fit),
+``methods/`` (how explanations are computed, one module per paper), ``metrics.py`` (scores
+for any result), ``data.py`` and ``pretrained.py`` (the embedded data and shipped models).
+Every explanation function is called ``fn(model, [generator,] x, target=None, *, options)``.
 """
 
+from .data import (
+    DIGITS_CLASS_NAMES,
+    MOONS_CLASS_NAMES,
+    LiftedMoons,
+    load_digits_split,
+    load_lifted_moons_split,
+    load_moons_split,
+)
 from .methods.boundary import (
-    BoundaryCurve, BoundaryPath, BoundaryProjection, BoundarySweep, DecisionRegions, boundary_curves,
-    boundary_directions, boundary_path, boundary_sweep, decision_regions, nearest_facet, padded_bounds,
+    BoundaryCurve,
+    BoundaryPath,
+    BoundaryProjection,
+    BoundarySweep,
+    DecisionRegions,
+    boundary_curves,
+    boundary_directions,
+    boundary_path,
+    boundary_sweep,
+    decision_regions,
+    nearest_facet,
+    padded_bounds,
     project_to_boundary,
 )
-from .models.invertible import InvertibleClassifier
-from .models.classifiers import ConvClassifier, MLPClassifier
 from .methods.counterfactuals import (
-    BoundaryCrossing, CounterfactualResult, boundary_crossing, latent_counterfactual, pixel_counterfactual,
+    BoundaryCrossing,
+    CounterfactualResult,
+    boundary_crossing,
+    latent_counterfactual,
+    pixel_counterfactual,
 )
-from .data import (
-    DIGITS_CLASS_NAMES, MOONS_CLASS_NAMES, LiftedMoons, load_digits_split, load_lifted_moons_split, load_moons_split,
-)
-from .metrics import CounterfactualReport, evaluate, fit_oracle
+from .metrics import CounterfactualReport, bits_per_dim, evaluate, fit_oracle
+from .models.classifiers import ConvClassifier, MLPClassifier
 from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
-from .training.generators import GenerativeFitReport, fit_flow, fit_vae
-from .models.generators import VAE, Generator, NormalizingFlow, bits_per_dim, dequantize
+from .models.generators import VAE, Generator, NormalizingFlow, dequantize
+from .models.invertible import InvertibleClassifier
 from .pretrained import PRETRAINED, load_pretrained, train_pretrained
-from .training.classifiers import FitReport, fit, random_shifts
+from .training.classifiers import fit, random_shifts
+from .training.generators import fit_flow, fit_vae
+from .training.loop import FitReport
+
+GenerativeFitReport = FitReport  # the generators' report before there was one report type; kept working
 
 __all__ = [
     "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",

@@ -1,17 +1,74 @@
-"""Argument checks shared by every public function of the engine.
+"""Argument checks shared by every public function of the engine (and the widgets).
 
-Each raises a ValueError or TypeError whose message names the argument, what was expected
-and what was received, so a user never sees a traceback from deep inside torch.
+One rule (DESIGN.md, "Conventions"): a wrong kind of thing raises a TypeError, a wrong value
+a ValueError, and the message names the argument, what was expected and what was received,
+so a user never sees a traceback from deep inside torch.
 """
 
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 
-__all__ = ["check_architecture", "check_inputs", "check_interval", "check_invertible_classifier", "check_targets"]
+__all__ = [
+    "check_architecture", "check_classifier", "check_generator", "check_inputs", "check_int", "check_interval",
+    "check_invertible_classifier", "check_real", "check_targets",
+]
+
+
+def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]`` (a bool is not an int)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = (f"in [{minimum}, {maximum}]" if minimum is not None and maximum is not None
+                  else f">= {minimum}" if minimum is not None else f"<= {maximum}")
+        raise ValueError(f"{name} must be an integer {bounds}, got {value}")
+    return value
+
+
+def check_real(value, name: str, low: float = -math.inf, high: float = math.inf, *, closed: str = "") -> float:
+    """``value`` as a finite float between ``low`` and ``high``; ``closed`` names the bounds
+    that are allowed ("low", "high" or "both"), the others are excluded."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    above = value >= low if closed in ("low", "both") else value > low
+    below = value <= high if closed in ("high", "both") else value < high
+    if not (math.isfinite(value) and above and below):
+        if (low, high) == (0, math.inf):
+            expected = "a non-negative finite number" if closed in ("low", "both") else "a positive finite number"
+        else:
+            left = "[" if closed in ("low", "both") else "("
+            right = "]" if closed in ("high", "both") else ")"
+            expected = f"a finite number in {left}{low:g}, {high:g}{right}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def check_interval(pair, name: str) -> tuple[float, float]:
+    """Return ``pair`` as finite floats ``(low, high)`` with ``low < high``."""
+    try:
+        low, high = (float(bound) for bound in pair)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a pair of numbers (low, high), got {pair!r}") from error
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be a finite pair with low < high, got {pair!r}")
+    return low, high
+
+
+def check_classifier(model, name: str = "classifier", needs: tuple[str, ...] = ()) -> None:
+    """``model`` must be an ``nn.Module`` (logits out) offering the attributes ``needs``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module returning logits, got {type(model).__name__}")
+    missing = [attribute for attribute in needs if not hasattr(model, attribute)]
+    if missing:
+        raise TypeError(f"{name} must be a torch.nn.Module with {', '.join(needs)}; "
+                        f"{type(model).__name__} lacks {', '.join(missing)}")
 
 
 def check_invertible_classifier(model, name: str = "model") -> None:
@@ -26,6 +83,16 @@ def check_invertible_classifier(model, name: str = "model") -> None:
         raise TypeError(f"{name}.head must be an nn.Linear, got {type(model.head).__name__}")
     if not hasattr(model, "input_shape"):
         raise TypeError(f"{name} must declare input_shape (the shape of one input)")
+
+
+def check_generator(generator, name: str = "generator") -> None:
+    """``generator`` must offer ``input_shape``, ``latent_dim``, ``encode(x)`` and ``decode(z)``."""
+    missing = [attr for attr in ("input_shape", "latent_dim", "encode", "decode") if not hasattr(generator, attr)]
+    if missing:
+        raise TypeError(
+            f"{name} must offer input_shape, latent_dim, encode(x) and decode(z) (a normalizing flow or "
+            f"a VAE); {type(generator).__name__} lacks {', '.join(missing)}"
+        )
 
 
 def check_inputs(x, input_shape: tuple[int, ...], name: str = "x", dtype: torch.dtype | None = None,
@@ -82,10 +149,7 @@ def check_targets(target, count: int, num_classes: int, name: str = "target") ->
 
 
 def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
-    """Return ``input_shape`` as a tuple of positive ints; every keyword must be a positive int.
-
-    Raises a TypeError or ValueError that names the offending argument.
-    """
+    """Return ``input_shape`` as a tuple of positive ints; every keyword must be a positive int."""
     try:
         shape = tuple(input_shape)
     except TypeError as error:
@@ -93,19 +157,5 @@ def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
     if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}")
     for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be positive, got {value}")
+        check_int(value, name, minimum=1)
     return shape
-
-
-def check_interval(pair, name: str) -> tuple[float, float]:
-    """Return ``pair`` as finite floats ``(low, high)`` with ``low < high``."""
-    try:
-        low, high = (float(bound) for bound in pair)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a pair of numbers (low, high), got {pair!r}") from error
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be a finite pair with low < high, got {pair!r}")
-    return low, high

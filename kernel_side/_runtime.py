@@ -1,4 +1,4 @@
-"""How the engine runs a model: in eval mode, in a chosen dtype, in bounded chunks."""
+"""How the engine runs a model: where it lives, in eval mode, in a chosen dtype, in bounded chunks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype", "placement"]
 
 DEFAULT_CHUNK_SIZE = 8192
 
@@ -46,3 +46,9 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     if x.shape[0] <= chunk_size:
         return fn(x)
     return torch.cat([fn(chunk) for chunk in x.split(chunk_size)])
+
+
+def placement(module) -> tuple[torch.device, torch.dtype] | None:
+    """``(device, dtype)`` of a module's first parameter, or None (no parameters, or not a module)."""
+    tensor = next(module.parameters(), None) if isinstance(module, nn.Module) else None
+    return None if tensor is None else (tensor.device, tensor.dtype)

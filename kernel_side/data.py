@@ -2,20 +2,18 @@
 
 Both come with scikit-learn and work offline: ``load_digits`` (1797 8x8 images, values
 0..16) and ``make_moons``. The lifted moons embed the moons in a higher dimension, where
-they occupy a thin neighbourhood of a plane (Dombrowski et al. 2022,
+they occupy a thin neighbourhood of a plane (Dombrowski et al. 2024,
 https://arxiv.org/abs/2206.05075: data on a low-dimensional manifold is where latent
 counterfactuals differ from input-space ones).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from ._checks import check_inputs
+from ._checks import check_inputs, check_int, check_real
 
 __all__ = [
     "DIGITS_CLASS_NAMES", "LiftedMoons", "MOONS_CLASS_NAMES", "load_digits_split", "load_lifted_moons_split",
@@ -58,9 +56,9 @@ def load_moons_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
     return _as_tensors(x_train, y_train, x_test, y_test)
 
 
-@dataclass(frozen=True)
-class LiftedMoons:
-    """The moons of :func:`load_moons_split` lifted into R^dim.
+class LiftedMoons(tuple):
+    """The moons of :func:`load_moons_split` lifted into R^dim: unpacks, like every split, as
+    ``(x_train, y_train, x_test, y_test)``, with the plane they lie on as extras.
 
     Fields:
         x_train (600, dim), y_train (600,), x_test (400, dim), y_test (400,): float32 points
@@ -68,11 +66,15 @@ class LiftedMoons:
         basis: (dim, 2) orthonormal columns spanning the plane the moons lie on.
     """
 
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    basis: torch.Tensor
+    def __new__(cls, x_train, y_train, x_test, y_test, basis: torch.Tensor) -> "LiftedMoons":
+        split = super().__new__(cls, (x_train, y_train, x_test, y_test))
+        split.basis = basis
+        return split
+
+    x_train = property(lambda self: self[0])
+    y_train = property(lambda self: self[1])
+    x_test = property(lambda self: self[2])
+    y_test = property(lambda self: self[3])
 
     def manifold_distance(self, x: torch.Tensor) -> torch.Tensor:
         """Distance of each point (N, dim) to the plane of the moons, ``||(I - B B^T) x||``, shape (N,)."""
@@ -91,15 +93,14 @@ def load_lifted_moons_split(dim: int = 10, noise: float = 0.01, seed: int = 0) -
 
     Example:
         >>> moons = load_lifted_moons_split()
-        >>> moons.x_train.shape, moons.basis.shape
+        >>> x_train, y_train, x_test, y_test = moons
+        >>> x_train.shape, moons.basis.shape
         (torch.Size([600, 10]), torch.Size([10, 2]))
-        >>> bool(moons.manifold_distance(moons.x_test).median() < 0.05)
+        >>> bool(moons.manifold_distance(x_test).median() < 0.05)
         True
     """
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
-        raise ValueError(f"dim must be an int >= 2, got {dim!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be non-negative, got {noise}")
+    check_int(dim, "dim", minimum=2)
+    check_real(noise, "noise", 0.0, closed="low")
     generator = torch.Generator().manual_seed(seed)
     basis = torch.linalg.qr(torch.randn(dim, 2, generator=generator, dtype=torch.float64))[0]
     x_train, y_train, x_test, y_test = load_moons_split()

@@ -18,12 +18,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .models.invertible import InvertibleClassifier
-from .models.classifiers import ConvClassifier, MLPClassifier
 from .data import load_digits_split, load_lifted_moons_split, load_moons_split
-from .training.generators import GenerativeFitReport, fit_flow, fit_vae
-from .models.generators import VAE, NormalizingFlow, bits_per_dim, dequantize
-from .training.classifiers import FitReport, fit, random_shifts
+from .metrics import bits_per_dim
+from .models.classifiers import ConvClassifier, MLPClassifier
+from .models.generators import VAE, NormalizingFlow, dequantize
+from .models.invertible import InvertibleClassifier
+from .training.classifiers import fit, random_shifts
+from .training.generators import fit_flow, fit_vae
+from .training.loop import FitReport
 
 __all__ = ["PRETRAINED", "Recipe", "load_pretrained", "save_pretrained", "train_pretrained", "weights_dir"]
 
@@ -36,11 +38,6 @@ class Recipe:
     model: type
     build: dict
     fit: dict = field(default_factory=dict)
-
-
-def _load_lifted_moons() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    moons = load_lifted_moons_split(dim=10, noise=0.01, seed=0)
-    return moons.x_train, moons.y_train, moons.x_test, moons.y_test
 
 
 PRETRAINED = {
@@ -72,7 +69,7 @@ PRETRAINED = {
         build={"input_shape": (1, 8, 8), "num_classes": 10, "channels": 32, "hidden": 128, "seed": 0},
         fit={"objective": "cross_entropy", "dequantization": 1 / 16, "augment": random_shifts(1), "seed": 0},
     ),
-    # Generators for latent counterfactuals (Dombrowski et al. 2022). Hidden width 64 keeps the
+    # Generators for latent counterfactuals (Dombrowski et al. 2024). Hidden width 64 keeps the
     # flow's file under 1 MB at the test bits/dim of width 128.
     "digits-flow": Recipe(
         load_data=load_digits_split,
@@ -88,13 +85,13 @@ PRETRAINED = {
     ),
     # The moons lifted into R^10: a flow that learns the thin plane they lie on, and a classifier.
     "moons10-flow": Recipe(
-        load_data=_load_lifted_moons,
+        load_data=load_lifted_moons_split,
         model=NormalizingFlow,
         build={"input_shape": (10,), "blocks": 8, "hidden": 64, "levels": None, "seed": 0},
         fit={"batch_size": 64, "lr": 1e-3, "patience": 10, "seed": 0},
     ),
     "moons10-mlp": Recipe(
-        load_data=_load_lifted_moons,
+        load_data=load_lifted_moons_split,
         model=MLPClassifier,
         build={"input_shape": (10,), "num_classes": 2, "hidden": 64, "layers": 2, "seed": 0},
         fit={"objective": "cross_entropy", "epochs": 500, "batch_size": 32, "lr": 1e-3, "patience": 100, "seed": 0},
@@ -137,7 +134,7 @@ def load_pretrained(name: str) -> nn.Module:
 
 
 def _train(model: nn.Module, recipe: Recipe, x: torch.Tensor, y: torch.Tensor,
-           progress: bool) -> FitReport | GenerativeFitReport:
+           progress: bool) -> FitReport:
     if isinstance(model, NormalizingFlow):
         return fit_flow(model, x, progress=progress, **recipe.fit)
     if isinstance(model, VAE):
@@ -161,7 +158,7 @@ def _test_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     return {"test_accuracy": (model(x).argmax(1) == y).float().mean().item()}
 
 
-def train_pretrained(name: str, progress: bool = True) -> tuple[nn.Module, FitReport | GenerativeFitReport, dict]:
+def train_pretrained(name: str, progress: bool = True) -> tuple[nn.Module, FitReport, dict]:
     """Train the shipped model ``name`` from scratch; return it, its report and test metrics."""
     recipe = _check_name(name)
     torch.set_num_threads(1)  # deterministic and fastest on small models
@@ -171,10 +168,9 @@ def train_pretrained(name: str, progress: bool = True) -> tuple[nn.Module, FitRe
     report = _train(model, recipe, x_train, y_train, progress)
     seconds = time.perf_counter() - started
     metrics = _test_metrics(model, x_test, y_test)
-    if isinstance(report, FitReport):
-        validation = {"val_accuracy": report.val_accuracy}
-    else:
-        validation = {"val_loss": report.val_loss}
+    validation = {"val_loss": report.val_loss}
+    if report.val_accuracy is not None:
+        validation["val_accuracy"] = report.val_accuracy
     return model, report, {**metrics, **validation, "best_epoch": report.best_epoch, "train_seconds": seconds}
 
 

@@ -196,6 +196,16 @@ def test_boundary_crossings_are_where_the_top_two_tie(searches, classifier, flow
         assert (flow.decode(crossing.z).clamp(0, 1) - crossing.x).abs().max() < 1e-6
 
 
+def test_without_a_target_each_input_heads_for_its_runner_up(classifier, flow, hundred):
+    x = hundred[0][:20]
+    with torch.no_grad():
+        runner_up = classifier(x).topk(2, dim=1).indices[:, 1]
+    for result in (latent_counterfactual(classifier, flow, x, threshold=0.9),
+                   pixel_counterfactual(classifier, x, threshold=0.9, max_steps=50)):
+        assert torch.equal(result.target, runner_up)
+    assert latent_counterfactual(classifier, flow, x, threshold=0.9).success.all()
+
+
 # --- evaluation ---------------------------------------------------------------------------
 
 def test_evaluation_measures(searches, digits):
@@ -212,6 +222,18 @@ def test_evaluation_measures(searches, digits):
     assert summary["success_rate"] == latent.success_rate and summary["n"] == 100
 
 
+def test_evaluation_scores_a_boundary_projection_directly(digits):
+    x_train, y_train, x_test, _ = digits
+    projection = ks.project_to_boundary(ks.load_pretrained("digits-invertible"), x_test[:30])
+    report = evaluate(projection, oracle=fit_oracle(x_train, y_train), reference_set=(x_train, y_train))
+    assert report.method == "projection" and report.success is None and report.steps is None
+    assert torch.allclose(report.l2, (projection.x_proj - projection.x).flatten(1).norm(dim=1))
+    assert torch.equal(report.target, projection.target) and report.nearest_target_distance.shape == (30,)
+    assert report.summary()["oracle_target"] is not None
+    with pytest.raises(TypeError, match="result must carry x, source, target and x_cf or x_proj"):
+        evaluate(projection.x)
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, error, message", [
@@ -221,8 +243,8 @@ def test_evaluation_measures(searches, digits):
     ({"x": torch.full((3, 1, 8, 8), 2.0)}, ValueError, "x must lie in the clip range"),
     ({"x": torch.zeros(3, 64)}, ValueError, "x must have shape"),
     ({"lr": 0}, ValueError, "lr must be a positive"),
-    ({"threshold": 1.0}, ValueError, "threshold must be a probability"),
-    ({"max_steps": 2.5}, ValueError, "max_steps must be an integer"),
+    ({"threshold": 1.0}, ValueError, r"threshold must be a finite number in \(0, 1\)"),
+    ({"max_steps": 2.5}, TypeError, "max_steps must be an integer"),
     ({"record_every": 0}, ValueError, "record_every must be an integer >= 1"),
     ({"clip": (1, 0)}, ValueError, "clip must be a finite pair"),
     ({"stop": True}, TypeError, "stop must offer is_set"),

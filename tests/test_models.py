@@ -97,6 +97,8 @@ def test_shipped_classifiers_are_accurate(name, minimum, digits, moons):
 
 def test_lifted_moons_lie_near_a_plane(moons):
     x_train, y_train, x_test, y_test = ks.load_moons_split()
+    lifted_x_train, lifted_y_train, lifted_x_test, lifted_y_test = moons  # unpacks like every split
+    assert lifted_x_train is moons.x_train and lifted_y_test is moons.y_test
     basis = moons.basis
     assert basis.shape == (10, 2) and moons.x_train.shape == (600, 10) and moons.x_test.shape == (400, 10)
     assert torch.allclose(basis.T @ basis, torch.eye(2), atol=1e-6)

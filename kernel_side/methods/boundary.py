@@ -36,10 +36,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._checks import check_inputs, check_invertible_classifier, check_targets
+from .._checks import check_inputs, check_int, check_invertible_classifier, check_real, check_targets
 from .._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks, model_in_dtype
 from ._face import nearest_face_point
 
@@ -74,6 +75,8 @@ class BoundaryProjection:
     explanation: torch.Tensor
     importance: torch.Tensor
     taylor_error: torch.Tensor
+
+    method: ClassVar[str] = "projection"
 
     @property
     def distance(self) -> torch.Tensor:
@@ -216,11 +219,8 @@ class BoundarySweep:
 
 
 def _check_grid(steps: int, t_max: float) -> torch.Tensor:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    if not (isinstance(t_max, (int, float)) and 0 < t_max < float("inf")):
-        raise ValueError(f"t_max must be a positive finite number, got {t_max!r}")
-    return torch.linspace(0.0, float(t_max), steps)
+    steps = check_int(steps, "steps", minimum=2)
+    return torch.linspace(0.0, check_real(t_max, "t_max", 0.0), steps)
 
 
 def _across(model, x, target, steps, t_max, dtype, chunk_size):
@@ -277,11 +277,7 @@ def boundary_directions(model, reference, normals: torch.Tensor, n_directions: i
         ``(directions, scales)``: (N, K, D) orthonormal directions orthogonal to each normal
         and (N, K) the reference features' standard deviation along them.
     """
-    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
-        raise ValueError(f"n_directions must be a positive integer, got {n_directions!r}")
-    dims = normals.shape[1]
-    if n_directions > dims - 1:
-        raise ValueError(f"n_directions must be at most {dims - 1} (the hyperplane's dimension), got {n_directions}")
+    n_directions = check_int(n_directions, "n_directions", minimum=1, maximum=normals.shape[1] - 1)
     parameter = model.head.weight
     reference = check_inputs(reference, model.input_shape, "reference", dtype=parameter.dtype, device=parameter.device)
     with evaluating(model), torch.no_grad():
@@ -387,8 +383,7 @@ def decision_regions(model, bounds, resolution: int = 200, *, chunk_size: int = 
     """Class probabilities of a 2-feature model on a ``resolution x resolution`` grid over ``bounds``."""
     _check_planar(model)
     bounds = _check_bounds(bounds)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
+    resolution = check_int(resolution, "resolution", minimum=2)
     xs, ys, points = _grid(bounds, resolution, model.head.weight)
     with evaluating(model), torch.no_grad():
         probs = map_chunks(lambda rows: torch.softmax(model(rows), dim=1), points, chunk_size)

@@ -18,34 +18,38 @@ The "conventional" baseline runs the same loop on x itself and projects x back i
 valid range after each step: its results are adversarial examples rather than realistic
 members of the target class.
 
-Batched [derived]: N searches run together with a hand-written vectorised Adam that updates
-only the rows still running, and a row that stops stays frozen, so every row follows exactly
-the trajectory it would follow alone. :func:`boundary_crossing` then locates where each
+Batched [derived]: N searches run together in the shared per-row optimiser
+(:mod:`crosslens.kernel_side.methods._search`), so every row follows exactly the trajectory
+it would follow alone. With ``target=None`` each input heads for its runner-up, the class the
+classifier finds second most likely. :func:`boundary_crossing` then locates where each
 trajectory first changes class, to where the top two probabilities tie, by bisection: a
 decision-boundary point for any classifier, invertible or not.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .._runtime import evaluating
-from .._checks import check_inputs, check_interval, check_targets
+from .._checks import (
+    check_classifier,
+    check_generator,
+    check_inputs,
+    check_int,
+    check_interval,
+    check_real,
+    check_targets,
+)
+from .._runtime import evaluating, placement
+from ._search import RowAdam, Trace, check_callbacks, search
 
 __all__ = [
     "BoundaryCrossing", "CounterfactualResult", "boundary_crossing", "latent_counterfactual", "pixel_counterfactual",
 ]
 
-METHODS = ("latent", "pixel")
-ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as in the authors' code
-ADAM_EPS = 1e-8
 BISECTION_STEPS = 50  # halvings of a trajectory segment in boundary_crossing
 CLIP_MARGIN = 1e-3  # share of the clip range within which a pixel counts as on its edge
 
@@ -126,7 +130,7 @@ class BoundaryCrossing:
     found: torch.Tensor
 
 
-def latent_counterfactual(classifier, generator, x, target, *, lr: float = 0.05, max_steps: int = 1000,
+def latent_counterfactual(classifier, generator, x, target=None, *, lr: float = 0.05, max_steps: int = 1000,
                           threshold: float = 0.99, record_every: int = 1, clip=(0.0, 1.0), progress: bool = False,
                           stop=None, on_progress: Callable | None = None,
                           progress_every: int = 10) -> CounterfactualResult:
@@ -136,7 +140,9 @@ def latent_counterfactual(classifier, generator, x, target, *, lr: float = 0.05,
         classifier: an nn.Module, ``classifier(x) -> logits`` of shape (N, C).
         generator: ``input_shape``, ``latent_dim``, ``encode(x) -> z`` and ``decode(z) -> x``
             (a normalizing flow or a VAE).
-        x: (N, *input_shape) or one input; target: one class index or N of them.
+        x: (N, *input_shape) or one input.
+        target: None (each input's runner-up, the class the classifier finds second most
+            likely), one class index, or N of them.
         lr: Adam's learning rate on z (the authors use 5e-2 for RealNVP on MNIST).
         max_steps: the most Adam steps per row; threshold: stop once the target probability
             exceeds it, in (0, 1).
@@ -159,19 +165,20 @@ def latent_counterfactual(classifier, generator, x, target, *, lr: float = 0.05,
         ...     def decode(self, z): return z + 1
         >>> classifier = nn.Linear(2, 2)
         >>> with torch.no_grad(): _ = classifier.weight.copy_(torch.eye(2)), classifier.bias.zero_()
-        >>> result = latent_counterfactual(classifier, Shift(), torch.tensor([[1., 0.]]), 1, lr=0.1, clip=None)
-        >>> result.success.tolist(), classifier(result.x_cf).argmax(1).tolist()
-        ([True], [1])
+        >>> result = latent_counterfactual(classifier, Shift(), torch.tensor([[1., 0.]]), lr=0.1, clip=None)
+        >>> result.target.tolist(), result.success.tolist(), classifier(result.x_cf).argmax(1).tolist()
+        ([1], [True], [1])
     """
-    _check_generator(generator)
-    return _search("latent", classifier, generator, x, target, lr=lr, max_steps=max_steps, threshold=threshold,
-                   record_every=record_every, clip=clip, progress=progress, stop=stop, on_progress=on_progress,
-                   progress_every=progress_every)
+    check_generator(generator)
+    return _counterfactuals("latent", classifier, generator, x, target, lr=lr, max_steps=max_steps,
+                            threshold=threshold, record_every=record_every, clip=clip, progress=progress, stop=stop,
+                            on_progress=on_progress, progress_every=progress_every)
 
 
-def pixel_counterfactual(classifier, x, target, *, lr: float = 5e-4, max_steps: int = 1000, threshold: float = 0.99,
-                         record_every: int = 1, clip=(0.0, 1.0), progress: bool = False, stop=None,
-                         on_progress: Callable | None = None, progress_every: int = 10) -> CounterfactualResult:
+def pixel_counterfactual(classifier, x, target=None, *, lr: float = 5e-4, max_steps: int = 1000,
+                         threshold: float = 0.99, record_every: int = 1, clip=(0.0, 1.0), progress: bool = False,
+                         stop=None, on_progress: Callable | None = None,
+                         progress_every: int = 10) -> CounterfactualResult:
     """The conventional baseline: the same Adam loop on the input itself, projected into ``clip``.
 
     Arguments are those of :func:`latent_counterfactual` without a generator; the authors use
@@ -186,55 +193,12 @@ def pixel_counterfactual(classifier, x, target, *, lr: float = 5e-4, max_steps: 
         >>> result.success.tolist(), bool(result.x_cf.min() >= 0 and result.x_cf.max() <= 1)
         ([True], True)
     """
-    return _search("pixel", classifier, None, x, target, lr=lr, max_steps=max_steps, threshold=threshold,
-                   record_every=record_every, clip=clip, progress=progress, stop=stop, on_progress=on_progress,
-                   progress_every=progress_every)
+    return _counterfactuals("pixel", classifier, None, x, target, lr=lr, max_steps=max_steps, threshold=threshold,
+                            record_every=record_every, clip=clip, progress=progress, stop=stop,
+                            on_progress=on_progress, progress_every=progress_every)
 
 
 # --- argument checks ----------------------------------------------------------------------
-
-def _check_generator(generator) -> None:
-    missing = [name for name in ("input_shape", "latent_dim", "encode", "decode") if not hasattr(generator, name)]
-    if missing:
-        raise TypeError(
-            f"generator must offer input_shape, latent_dim, encode(x) and decode(z) (a normalizing flow or "
-            f"a VAE); {type(generator).__name__} lacks {', '.join(missing)}"
-        )
-
-
-def _check_classifier(classifier) -> None:
-    if not isinstance(classifier, torch.nn.Module):
-        raise TypeError(f"classifier must be a torch.nn.Module returning logits, got {type(classifier).__name__}")
-
-
-def _check_positive_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_settings(classifier, lr, max_steps, threshold, record_every, clip, stop, on_progress, progress_every):
-    _check_classifier(classifier)
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 < threshold < 1:
-        raise ValueError(f"threshold must be a probability in (0, 1), got {threshold!r}")
-    _check_positive_int(max_steps, "max_steps", 0)
-    _check_positive_int(record_every, "record_every", 1)
-    _check_positive_int(progress_every, "progress_every", 1)
-    if clip is not None:
-        clip = check_interval(clip, "clip")
-    if stop is not None and not callable(getattr(stop, "is_set", None)):
-        raise TypeError(f"stop must offer is_set() (e.g. a threading.Event), got {type(stop).__name__}")
-    if on_progress is not None and not callable(on_progress):
-        raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
-    return float(lr), float(threshold), clip
-
-
-def _placement(module) -> tuple[torch.device, torch.dtype] | None:
-    tensor = next(module.parameters(), None) if isinstance(module, torch.nn.Module) else None
-    return None if tensor is None else (tensor.device, tensor.dtype)
-
 
 def _input_shape(classifier, generator, x) -> tuple[int, ...]:
     shapes = {name: tuple(model.input_shape) for name, model in (("classifier", classifier), ("generator", generator))
@@ -257,29 +221,19 @@ def _check_in_range(x: torch.Tensor, clip) -> None:
         )
 
 
+def _check_logits(logits: torch.Tensor, count: int) -> None:
+    if logits.ndim != 2 or logits.shape[0] != count or logits.shape[1] < 2:
+        raise ValueError(f"classifier must return logits of shape (N, C) with C >= 2, got {tuple(logits.shape)}")
+
+
+def resolve_targets(logits: torch.Tensor, target, name: str = "target") -> torch.Tensor:
+    """``target`` checked against ``logits`` (N, C), or each row's runner-up class when None."""
+    if target is None:
+        return logits.topk(2, dim=1).indices[:, 1]
+    return check_targets(target, len(logits), logits.shape[1], name).to(logits.device)
+
+
 # --- the search ---------------------------------------------------------------------------
-
-class _Adam:
-    """torch.optim.Adam (weight decay 0) on some rows of one tensor; the other rows and their
-    moments stay as they are."""
-
-    def __init__(self, params: torch.Tensor, lr: float):
-        self.lr = lr
-        self.exp_avg = torch.zeros_like(params)
-        self.exp_avg_sq = torch.zeros_like(params)
-
-    def step(self, params: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, count: int) -> None:
-        """Update ``params[rows]`` with ``grad``; this is step ``count`` (from 1) of every one of
-        these rows (a search stops a row for good, so the rows still running move in lockstep)."""
-        beta1, beta2 = ADAM_BETAS
-        exp_avg = self.exp_avg[rows].mul_(beta1).add_(grad, alpha=1 - beta1)
-        exp_avg_sq = self.exp_avg_sq[rows].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = self.lr / (1 - beta1 ** count)
-        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** count)).add_(ADAM_EPS)
-        params[rows] = params[rows] - step_size * exp_avg / denom
-        self.exp_avg[rows] = exp_avg
-        self.exp_avg_sq[rows] = exp_avg_sq
-
 
 class _ClipToRange(torch.autograd.Function):
     """``x.clamp(low, high)`` whose gradient is blocked only where a descent step would push x
@@ -305,66 +259,10 @@ class _ClipToRange(torch.autograd.Function):
         return grad.masked_fill(outward, 0), None, None
 
 
-def _appended(stacked: list | None, fresh: list) -> list:
-    """Records (steps, frames, probs, latents or None), each stacked along dim 1, followed by ``fresh``."""
-    if stacked is None:
-        return fresh
-    return [None if old is None else torch.cat([old, new], 1) for old, new in zip(stacked, fresh)]
-
-
-class _Trajectories:
-    """The current point of every row and the records taken so far.
-
-    Records are stacked once, when a result is first asked for after them: a search that
-    streams partial results (``on_progress``) copies its records per call, instead of
-    stacking every record again.
-    """
-
-    def __init__(self, method, threshold, x, reference, target, source, latents, clip):
-        self.method, self.threshold, self.clip = method, threshold, clip
-        self.x, self.reference, self.target, self.source = x, reference, target, source
-        self.frame = reference.clone()
-        self.latent = None if latents is None else latents.clone()
-        self.probs = None
-        self.steps = torch.zeros(len(x), dtype=torch.long, device=x.device)  # steps behind the current point
-        self.pending: list[tuple] = []  # records not stacked yet
-        self.stacked: list | None = None  # the records before them
-
-    def update(self, rows, frames, probs, latents, steps) -> None:
-        if self.probs is None:
-            self.probs = probs.new_zeros(len(self.x), probs.shape[1])
-        self.frame[rows], self.probs[rows], self.steps[rows] = frames, probs, steps
-        if latents is not None:
-            self.latent[rows] = latents
-
-    def snapshot(self) -> tuple:
-        latent = None if self.latent is None else self.latent.clone()
-        return self.steps.clone(), self.frame.clone(), self.probs.clone(), latent
-
-    def record(self) -> None:
-        self.pending.append(self.snapshot())
-
-    def result(self, interrupted: bool) -> CounterfactualResult:
-        if self.pending:
-            fresh = [None if values[0] is None else torch.stack(values, 1) for values in zip(*self.pending)]
-            self.stacked, self.pending = _appended(self.stacked, fresh), []
-        records = self.stacked
-        if records is None or not torch.equal(records[0][:, -1], self.steps):  # the last record is the current point
-            records = _appended(records, [None if value is None else value.unsqueeze(1) for value in self.snapshot()])
-        steps, frames, probs, latents = records
-        confidence = probs.gather(2, self.target[:, None, None].expand(-1, probs.shape[1], 1)).squeeze(2)
-        return CounterfactualResult(
-            method=self.method, threshold=self.threshold, interrupted=interrupted, x=self.x, reference=self.reference,
-            x_cf=self.frame.clone(), target=self.target, source=self.source,
-            success=confidence[:, -1] > self.threshold, steps=self.steps.clone(),
-            record_steps=steps, frames=frames, probs=probs, confidence=confidence, latents=latents, clip=self.clip,
-        )
-
-
-def _starting_point(method, generator, x, clip):
-    """The optimised tensor at step 0, the point it shows, and ``render(params) -> input``."""
+def _renderer(method, generator, x, clip):
+    """The optimised rows at step 0 and ``render(rows) -> inputs`` (flat rows for pixels)."""
     if method == "pixel":
-        return x.clone(), x, lambda point: point
+        return x.flatten(1), lambda rows: rows.reshape(-1, *x.shape[1:])
     codes = generator.encode(x)
     if tuple(codes.shape) != (len(x), generator.latent_dim) or not torch.isfinite(codes).all():
         raise ValueError(
@@ -377,72 +275,57 @@ def _starting_point(method, generator, x, clip):
         decoded = generator.decode(code)
         return _ClipToRange.apply(decoded, *clip) if clip else decoded
 
-    return codes, render(codes), render
+    return codes, render
 
 
-def _search(method, classifier, generator, x, target, *, lr, max_steps, threshold, record_every, clip, progress,
-            stop, on_progress, progress_every) -> CounterfactualResult:
-    lr, threshold, clip = _check_settings(classifier, lr, max_steps, threshold, record_every, clip, stop,
-                                          on_progress, progress_every)
-    placement = _placement(classifier)
-    device, dtype = placement if placement else (None, None)
-    generator_placement = _placement(generator)
-    if placement and generator_placement and generator_placement != placement:
+def _result(method, threshold, clip, x, target, source, trace: Trace) -> CounterfactualResult:
+    confidence = trace.probs.gather(2, target[:, None, None].expand(-1, trace.probs.shape[1], 1)).squeeze(2)
+    return CounterfactualResult(
+        method=method, threshold=threshold, interrupted=trace.interrupted, x=x, reference=trace.shown[:, 0],
+        x_cf=trace.shown[:, -1], target=target, source=source, success=confidence[:, -1] > threshold,
+        steps=trace.steps, record_steps=trace.record_steps, frames=trace.shown, probs=trace.probs,
+        confidence=confidence, latents=trace.params, clip=clip,
+    )
+
+
+def _counterfactuals(method, classifier, generator, x, target, *, lr, max_steps, threshold, record_every, clip,
+                     progress, stop, on_progress, progress_every) -> CounterfactualResult:
+    check_classifier(classifier)
+    lr = check_real(lr, "lr", 0.0)
+    threshold = check_real(threshold, "threshold", 0.0, 1.0)
+    check_int(max_steps, "max_steps", minimum=0)
+    check_int(record_every, "record_every", minimum=1)
+    check_callbacks(stop, on_progress, progress_every)
+    clip = None if clip is None else check_interval(clip, "clip")
+    device, dtype = placement(classifier) or (None, None)
+    generator_placement = placement(generator)
+    if generator_placement and device is not None and generator_placement != (device, dtype):
         raise ValueError(
             f"generator and classifier must live on one device in one dtype, got generator on "
-            f"{generator_placement} and classifier on {placement}"
+            f"{generator_placement} and classifier on {(device, dtype)}"
         )
     x = check_inputs(x, _input_shape(classifier, generator, x), "x", dtype=dtype, device=device)
     _check_in_range(x, clip)
     with evaluating(classifier, generator), torch.no_grad():
         logits = classifier(x)
-        if logits.ndim != 2 or logits.shape[0] != len(x) or logits.shape[1] < 2:
-            raise ValueError(f"classifier must return logits of shape (N, C) with C >= 2, got {tuple(logits.shape)}")
+        _check_logits(logits, len(x))
         source = logits.argmax(1)
-        target = check_targets(target, len(x), logits.shape[1]).to(source.device)
-        params, reference, render = _starting_point(method, generator, x, clip)
-        trajectories = _Trajectories(method, threshold, x, reference, target, source,
-                                     params if method == "latent" else None, clip)
-        optimizer = _Adam(params, lr)
-        active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-        bar = tqdm(total=max_steps, desc=f"{method} counterfactuals", disable=not progress)
-        interrupted = False
-        try:
-            for step in range(max_steps + 1):
-                rows = active.nonzero().flatten()
-                with torch.enable_grad():
-                    point = params[rows].requires_grad_(True)
-                    shown = render(point)
-                    logits = classifier(shown)
-                probs = logits.detach().softmax(1)
-                trajectories.update(rows, shown.detach(), probs, point.detach() if method == "latent" else None,
-                                    step)
-                going = (probs.gather(1, target[rows, None]).squeeze(1) <= threshold) & (step < max_steps)
-                active[rows] = going
-                if step % record_every == 0:
-                    trajectories.record()
-                if not going.any():
-                    break
-                if on_progress is not None and step and step % progress_every == 0:
-                    on_progress(trajectories.result(interrupted=False))
-                if stop is not None and stop.is_set():
-                    interrupted = True
-                    break
-                with torch.enable_grad():
-                    loss = F.cross_entropy(logits[going], target[rows[going]], reduction="sum")
-                    (grad,) = torch.autograd.grad(loss, point)
-                optimizer.step(params, rows[going], grad[going], step + 1)
-                if clip is not None and method == "pixel":
-                    params[rows[going]] = params[rows[going]].clamp(*clip)
-                bar.update(1)
-                bar.set_postfix(running=int(going.sum()))
-        except KeyboardInterrupt:
-            if trajectories.probs is None:  # nothing evaluated yet: no partial result to give
-                raise
-            interrupted = True
-        finally:
-            bar.close()
-        return trajectories.result(interrupted)
+        target = resolve_targets(logits, target)
+        start, render = _renderer(method, generator, x, clip)
+
+        def finish(trace: Trace) -> CounterfactualResult:
+            return _result(method, threshold, clip, x, target, source, trace)
+
+        trace = search(
+            start, render, classifier,
+            loss=lambda logits, rows: F.cross_entropy(logits, target[rows], reduction="none"),
+            finished=lambda probs, rows: probs.gather(1, target[rows, None]).squeeze(1) > threshold,
+            optimizer=RowAdam(lr), max_steps=max_steps, record_every=record_every, keep_params=method == "latent",
+            project=None if method == "latent" or clip is None else (lambda rows: rows.clamp(*clip)),
+            stop=stop, on_progress=None if on_progress is None else (lambda partial: on_progress(finish(partial))),
+            progress_every=progress_every, progress=progress, desc=f"{method} counterfactuals",
+        )
+    return finish(trace)
 
 
 # --- the first class change along a trajectory -------------------------------------------
@@ -477,12 +360,12 @@ def boundary_crossing(classifier, result: CounterfactualResult, generator=None) 
         >>> crossing.found.tolist(), torch.allclose(crossing.x[:, 0], crossing.x[:, 1], atol=1e-5)
         ([True], True)
     """
-    _check_classifier(classifier)
+    check_classifier(classifier)
     if not isinstance(result, CounterfactualResult):
         raise TypeError(f"result must be a CounterfactualResult, got {type(result).__name__}")
     in_latent = generator is not None and result.latents is not None
     if in_latent:
-        _check_generator(generator)
+        check_generator(generator)
     points = result.latents if in_latent else result.frames.flatten(2)
     shape = result.x.shape[1:]
     clip = result.clip

@@ -24,10 +24,10 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from .._checks import check_architecture, check_int, check_real
 from .flows import Flow, coupling_flow
-from .._checks import check_architecture, check_inputs
 
-__all__ = ["Generator", "NormalizingFlow", "VAE", "bits_per_dim", "dequantize"]
+__all__ = ["Generator", "NormalizingFlow", "VAE", "dequantize"]
 
 LOGIT_MARGIN = 0.05  # the logit transform sees 0.05 + 0.9 x', away from 0 and 1 (Dinh et al. 2017)
 OUTPUTS = ("sigmoid", "identity")
@@ -103,10 +103,9 @@ class NormalizingFlow(nn.Module):
     def build(cls, input_shape: tuple[int, ...], blocks: int = 8, hidden: int = 128, levels: int | None = 17,
               clamp: float = 2.0, seed: int = 0) -> "NormalizingFlow":
         shape = check_architecture(input_shape, blocks=blocks, hidden=hidden)
-        if levels is not None and (not isinstance(levels, int) or isinstance(levels, bool) or levels < 2):
-            raise ValueError(f"levels must be None (continuous data) or an int >= 2, got {levels!r}")
-        if not clamp > 0:
-            raise ValueError(f"clamp must be positive, got {clamp}")
+        if levels is not None:
+            check_int(levels, "levels (None for continuous data)", minimum=2)
+        check_real(clamp, "clamp", 0.0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             flow = coupling_flow(shape, blocks, hidden, clamp, torch.Generator().manual_seed(seed))
@@ -152,39 +151,12 @@ class NormalizingFlow(nn.Module):
         return self.flow.log_prob(y) + logdet
 
 
-def bits_per_dim(flow: NormalizingFlow, x: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood of each input in bits per dimension, shape (N,).
-
-    For quantised data (``flow.levels`` set) the discrete convention of Dinh et al. (2017):
-    the probability of the quantisation bin of x, estimated as the density at x times the
-    bin volume ``(1 / (levels - 1))^D``; a uniform model scores ``log2(levels)`` (4.09 for 17
-    levels). Averaged over :func:`dequantize` draws it becomes the usual upper bound (measured
-    on the digits test split with the shipped flow: 1.89 at x, 2.18 dequantised). For
-    continuous data (``levels=None``), ``-log p(x) / (D ln 2)``.
-
-    Example:
-        >>> flow = NormalizingFlow.build((1, 8, 8), blocks=2, hidden=16)
-        >>> bits_per_dim(flow, torch.rand(3, 1, 8, 8)).shape
-        torch.Size([3])
-    """
-    if not callable(getattr(flow, "log_prob", None)) or not hasattr(flow, "input_shape"):
-        raise TypeError(f"flow must be a normalizing flow with log_prob(x) and input_shape, got {type(flow).__name__}")
-    parameter = next(flow.parameters())
-    x = check_inputs(x, flow.input_shape, "x", dtype=parameter.dtype, device=parameter.device)
-    dims = math.prod(flow.input_shape)
-    log_prob = flow.log_prob(x)
-    levels = getattr(flow, "levels", None)
-    if levels is not None:
-        log_prob = log_prob - dims * math.log(levels - 1)
-    return -log_prob / (dims * math.log(2))
-
-
 def dequantize(flow: NormalizingFlow, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """x plus uniform noise over its quantisation bin of width ``1 / (flow.levels - 1)``
     (Dinh et al. 2017); x itself when the flow models continuous data (``levels=None``).
 
     Training on dequantised data keeps the density from collapsing onto the discrete values;
-    the mean of :func:`bits_per_dim` over dequantised inputs is the usual upper bound on the
+    the mean of :func:`~crosslens.kernel_side.metrics.bits_per_dim` over dequantised inputs is the usual upper bound on the
     discrete bits per dimension.
     """
     if flow.levels is None:

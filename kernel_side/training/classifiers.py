@@ -12,7 +12,6 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -20,22 +19,12 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from .loop import check_training_settings, train_with_early_stopping
-from .._checks import check_inputs, check_targets
+from .._checks import check_classifier, check_inputs, check_targets
+from .loop import FitReport, check_training_settings, train_with_early_stopping
 
-__all__ = ["FitReport", "fit", "random_shifts"]
+__all__ = ["fit", "random_shifts"]
 
 OBJECTIVES = ("hybrid", "cross_entropy")
-
-
-@dataclass
-class FitReport:
-    """What :func:`fit` did. ``history`` has one dict per epoch (train loss, val loss, val accuracy)."""
-
-    best_epoch: int
-    val_accuracy: float
-    history: list[dict] = field(default_factory=list)
-    interrupted: bool = False
 
 
 def _objective(model, x, y, objective, nll_weight):
@@ -46,16 +35,6 @@ def _objective(model, x, y, objective, nll_weight):
     logits = model.head(z)
     nll_per_dim = -log_prob.mean() / z.shape[1]
     return F.cross_entropy(logits, y) + nll_weight * nll_per_dim, logits
-
-
-def _check_classifier(model, objective: str) -> None:
-    if not isinstance(model, nn.Module) or not hasattr(model, "input_shape") or not hasattr(model, "num_classes"):
-        raise TypeError(f"model must be a torch.nn.Module with input_shape and num_classes, got {type(model).__name__}")
-    if objective == "hybrid" and not (hasattr(model, "features_and_log_prob") and hasattr(model, "head")):
-        raise TypeError(
-            f"model must be an invertible classifier (features_and_log_prob and head) for objective='hybrid'; "
-            f"train a {type(model).__name__} with objective='cross_entropy'"
-        )
 
 
 def fit(
@@ -100,7 +79,12 @@ def fit(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
                             validation_fraction=validation_fraction)
-    _check_classifier(model, objective)
+    check_classifier(model, "model", needs=("input_shape", "num_classes"))
+    if objective == "hybrid" and not (hasattr(model, "features_and_log_prob") and hasattr(model, "head")):
+        raise TypeError(
+            f"model must be an invertible classifier (features_and_log_prob and head) for objective='hybrid'; "
+            f"train a {type(model).__name__} with objective='cross_entropy'"
+        )
     parameter = next(model.parameters())
     device = parameter.device
     x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=device)
@@ -127,12 +111,9 @@ def fit(
         val_loss, logits = _objective(model, x_val, y_val, objective, nll_weight)
         return val_loss.item(), {"val_accuracy": (logits.argmax(1) == y_val).float().mean().item()}
 
-    run = train_with_early_stopping(model, optimizer, batch_loss, validate, count=len(x_train), batch_size=batch_size,
-                                    epochs=epochs, patience=patience, generator=generator, progress=progress,
-                                    after_validation=scheduler.step)
-    val_accuracy = run.history[run.best_epoch]["val_accuracy"] if run.best_epoch >= 0 else float("nan")
-    return FitReport(best_epoch=run.best_epoch, val_accuracy=val_accuracy, history=run.history,
-                     interrupted=run.interrupted)
+    return train_with_early_stopping(model, optimizer, batch_loss, validate, count=len(x_train),
+                                     batch_size=batch_size, epochs=epochs, patience=patience, generator=generator,
+                                     progress=progress, after_validation=scheduler.step)
 
 
 def random_shifts(max_shift: int = 1) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:

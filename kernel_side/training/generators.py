@@ -12,27 +12,15 @@ early stopping its test bits/dim blew up to 107, with it the test split reaches 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from .loop import check_training_settings, train_with_early_stopping
-from ..models.generators import VAE, NormalizingFlow, dequantize
 from .._checks import check_inputs
+from ..models.generators import VAE, NormalizingFlow, dequantize
+from .loop import FitReport, check_training_settings, train_with_early_stopping
 
-__all__ = ["GenerativeFitReport", "fit_flow", "fit_vae"]
-
-
-@dataclass
-class GenerativeFitReport:
-    """What :func:`fit_flow` or :func:`fit_vae` did. ``history`` has one dict per epoch
-    (train and validation loss, in nats per dimension)."""
-
-    best_epoch: int
-    val_loss: float
-    history: list[dict] = field(default_factory=list)
-    interrupted: bool = False
+__all__ = ["fit_flow", "fit_vae"]
 
 
 def _flow_loss(flow: NormalizingFlow, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -44,7 +32,7 @@ def _vae_loss(vae: VAE, x: torch.Tensor, generator: torch.Generator) -> torch.Te
 
 
 def _fit(model, x, loss: Callable, *, expected: type, epochs: int, batch_size: int, lr: float, weight_decay: float,
-         validation_fraction: float, patience: int, seed: int, progress: bool) -> GenerativeFitReport:
+         validation_fraction: float, patience: int, seed: int, progress: bool) -> FitReport:
     """Adam on ``loss(model, batch, generator)``; keep the weights of the best validation epoch."""
     if not isinstance(model, expected):
         raise TypeError(f"model must be a {expected.__name__}, got {type(model).__name__}")
@@ -63,17 +51,15 @@ def _fit(model, x, loss: Callable, *, expected: type, epochs: int, batch_size: i
     def validate() -> tuple[float, dict]:  # the same noise every epoch, so epochs compare fairly
         return loss(model, x_val, torch.Generator(device=x.device).manual_seed(seed + 1)).item(), {}
 
-    run = train_with_early_stopping(model, optimizer, lambda rows: loss(model, x_train[rows], generator), validate,
-                                    count=len(x_train), batch_size=batch_size, epochs=epochs, patience=patience,
-                                    generator=generator, progress=progress)
-    return GenerativeFitReport(best_epoch=run.best_epoch, val_loss=run.best_loss, history=run.history,
-                               interrupted=run.interrupted)
+    return train_with_early_stopping(model, optimizer, lambda rows: loss(model, x_train[rows], generator), validate,
+                                     count=len(x_train), batch_size=batch_size, epochs=epochs, patience=patience,
+                                     generator=generator, progress=progress)
 
 
 def fit_flow(flow: NormalizingFlow, x: torch.Tensor, *, epochs: int = 300, batch_size: int = 128, lr: float = 1e-3,
              weight_decay: float = 0.0, validation_fraction: float = 0.15, patience: int = 10, seed: int = 0,
-             progress: bool = True) -> GenerativeFitReport:
-    """Train ``flow`` in place by maximum likelihood with Adam; return a :class:`GenerativeFitReport`.
+             progress: bool = True) -> FitReport:
+    """Train ``flow`` in place by maximum likelihood with Adam; return a :class:`~crosslens.kernel_side.training.loop.FitReport`.
 
     Arguments:
         flow: a :class:`NormalizingFlow`. With ``flow.levels`` set, every training batch is
@@ -98,8 +84,8 @@ def fit_flow(flow: NormalizingFlow, x: torch.Tensor, *, epochs: int = 300, batch
 
 def fit_vae(vae: VAE, x: torch.Tensor, *, epochs: int = 300, batch_size: int = 128, lr: float = 1e-3,
             weight_decay: float = 0.0, validation_fraction: float = 0.15, patience: int = 10, seed: int = 0,
-            progress: bool = True) -> GenerativeFitReport:
-    """Train ``vae`` in place by maximising the ELBO with Adam; return a :class:`GenerativeFitReport`.
+            progress: bool = True) -> FitReport:
+    """Train ``vae`` in place by maximising the ELBO with Adam; return a :class:`~crosslens.kernel_side.training.loop.FitReport`.
 
     The arguments are those of :func:`fit_flow`; the validation loss is the negative ELBO per
     dimension with fixed noise.

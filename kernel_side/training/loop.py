@@ -1,7 +1,8 @@
 """The training loop behind every model the engine ships: shuffled mini-batches, early
-stopping on a validation loss, interruptible, keeping the best weights (used by
-:func:`~crosslens.kernel_side.training.classifiers.fit`, :func:`~crosslens.kernel_side.training.generators.fit_flow`
-and :func:`~crosslens.kernel_side.training.generators.fit_vae`).
+stopping on a validation loss, interruptible, keeping the best weights, and the one report
+every ``fit_*`` returns (:func:`~crosslens.kernel_side.training.classifiers.fit`,
+:func:`~crosslens.kernel_side.training.generators.fit_flow`,
+:func:`~crosslens.kernel_side.training.generators.fit_vae`).
 """
 
 from __future__ import annotations
@@ -14,28 +15,39 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["EarlyStopped", "check_training_settings", "train_with_early_stopping"]
+from .._checks import check_int, check_real
+
+__all__ = ["FitReport", "check_training_settings", "train_with_early_stopping"]
 
 
 @dataclass(frozen=True)
-class EarlyStopped:
-    """How :func:`train_with_early_stopping` ended. ``history`` has one dict per epoch."""
+class FitReport:
+    """What a fit did.
+
+    Fields:
+        best_epoch: the epoch whose weights were kept (-1 when none finished).
+        val_loss: its validation loss (the fit's objective on the held-out part).
+        history: one dict per epoch (epoch, train_loss, val_loss, and e.g. val_accuracy).
+        interrupted: True when Ctrl-C (or the notebook's stop button) ended the fit early.
+    """
 
     best_epoch: int
-    best_loss: float
-    history: list[dict]
+    val_loss: float
+    history: tuple[dict, ...]
     interrupted: bool
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """The validation accuracy of the best epoch (classifiers), else None."""
+        return self.history[self.best_epoch].get("val_accuracy") if self.best_epoch >= 0 else None
 
 
 def check_training_settings(*, epochs, batch_size, patience, lr, validation_fraction) -> None:
-    """ValueError naming the first setting out of range."""
+    """Raise the error that names the first setting of the wrong kind or out of range."""
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+        check_int(value, name, minimum=1)
+    check_real(lr, "lr", 0.0)
+    check_real(validation_fraction, "validation_fraction", 0.0, 1.0)
 
 
 def train_with_early_stopping(
@@ -51,7 +63,7 @@ def train_with_early_stopping(
     generator: torch.Generator,
     progress: bool,
     after_validation: Callable[[float], None] | None = None,
-) -> EarlyStopped:
+) -> FitReport:
     """Train ``model`` in place; it ends in eval mode with the weights of its best epoch.
 
     Each epoch shuffles the ``count`` training rows with ``generator`` and steps ``optimizer``
@@ -94,4 +106,4 @@ def train_with_early_stopping(
         bar.close()
         model.load_state_dict(best["state"])
         model.eval()
-    return EarlyStopped(best_epoch=best["epoch"], best_loss=best["loss"], history=history, interrupted=interrupted)
+    return FitReport(best_epoch=best["epoch"], val_loss=best["loss"], history=tuple(history), interrupted=interrupted)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ActNorm", "AffineCoupling", "Flow", "Permutation", "alternating_masks", "checkerboard_mask", "coupling_flow"]
@@ -93,6 +94,7 @@ class AffineCoupling(nn.Module):
         super().__init__()
         features = mask.numel()
         self.register_buffer("mask", mask.float().reshape(features))
+        self.register_buffer("free", 1 - self.mask, persistent=False)
         self.clamp = clamp
         self.net = nn.Sequential(
             nn.Linear(features, hidden),
@@ -104,23 +106,25 @@ class AffineCoupling(nn.Module):
         # Start as the identity map: zero scale and shift.
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+        self._linears = (self.net[0], self.net[2], self.net[4])  # called directly: the flow runs in tight loops
 
     def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw_scale, shift = self.net(kept).chunk(2, dim=1)
-        free = 1 - self.mask
-        scale = self.clamp * torch.tanh(raw_scale / self.clamp) * free
-        return scale, shift * free
+        """Log-scale and shift; only their free dimensions (``mask == 0``) are used."""
+        first, second, last = self._linears
+        hidden = F.silu(F.linear(F.silu(F.linear(kept, first.weight, first.bias)), second.weight, second.bias))
+        raw_scale, shift = F.linear(hidden, last.weight, last.bias).chunk(2, dim=1)
+        return self.clamp * torch.tanh(raw_scale / self.clamp), shift
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = self.mask.to(x.dtype)
-        scale, shift = self._scale_shift(x * mask)
-        y = x * mask + (1 - mask) * (x * torch.exp(scale) + shift)
-        return y, scale.sum(1)
+        kept = x * self.mask
+        scale, shift = self._scale_shift(kept)
+        scale = scale * self.free
+        return kept + self.free * (x * torch.exp(scale) + shift), scale.sum(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        mask = self.mask.to(y.dtype)
-        scale, shift = self._scale_shift(y * mask)
-        return y * mask + (1 - mask) * ((y - shift) * torch.exp(-scale))
+        kept = y * self.mask
+        scale, shift = self._scale_shift(kept)
+        return kept + self.free * ((y - shift) * torch.exp(-scale))
 
 
 class Flow(nn.Module):

@@ -1,23 +1,13 @@
 // @ts-check
-// Colormaps shared by every explorer. Colors are [r, g, b] triples in 0..255.
+// Colour maps shared by every explorer. Colours are [r, g, b] triples in 0..255; the
+// palette itself is defined once in Python (crosslens._style.PALETTE) and arrives in each
+// payload's metadata.
 
 /** @typedef {[number, number, number]} RGB */
-
-/** Blue-white-red stops (ColorBrewer RdBu, reversed): negative blue, zero white, positive red. */
-const DIVERGING_STOPS = /** @type {RGB[]} */ ([
-  [33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43],
-]);
-
-/** White-to-dark stops for magnitudes (magma, reversed, starting at white): zero is white. */
-const SEQUENTIAL_STOPS = /** @type {RGB[]} */ ([
-  [255, 255, 255], [252, 253, 191], [254, 159, 109], [222, 73, 104], [140, 41, 129], [59, 15, 112],
-]);
-
-/** Categorical class colors (Tableau 10): readable on light and dark backgrounds. */
-export const CLASS_COLORS = /** @type {RGB[]} */ ([
-  [78, 121, 167], [242, 142, 43], [225, 87, 89], [118, 183, 178], [89, 161, 79],
-  [237, 201, 72], [176, 122, 161], [255, 157, 167], [156, 117, 95], [186, 176, 172],
-]);
+/**
+ * @typedef {{ classes: string[], source: string, target: string, diverging: string[], sequential: string[],
+ *   methods: Record<string, string> }} PaletteSpec
+ */
 
 /**
  * @param {number} v
@@ -40,14 +30,35 @@ export function mix(a, b, t) {
 }
 
 /**
- * Signed value in [-limit, limit] to blue-white-red; zero is white.
+ * Pixel value to gray, ink on paper: lo is white, hi is black (like matplotlib's gray_r).
  * @param {number} v
- * @param {number} limit
+ * @param {number} lo
+ * @param {number} hi
  * @returns {RGB}
  */
-export function diverging(v, limit) {
-  const u = limit > 0 ? clamp(v / limit, -1, 1) : 0;
-  return rampColor(DIVERGING_STOPS, (u + 1) / 2);
+export function inkGray(v, lo, hi) {
+  const g = 255 * (1 - clamp((v - lo) / (hi - lo || 1), 0, 1));
+  return [g, g, g];
+}
+
+/**
+ * CSS color string of an RGB triple.
+ * @param {RGB} c
+ * @param {number} [alpha]
+ */
+export function cssColor(c, alpha = 1) {
+  const [r, g, b] = c.map((v) => Math.round(v));
+  return alpha >= 1 ? `rgb(${r}, ${g}, ${b})` : `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
+/**
+ * "#rrggbb" to an RGB triple.
+ * @param {string} hex
+ * @returns {RGB}
+ */
+export function hexColor(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
 /**
@@ -63,47 +74,6 @@ function rampColor(stops, u) {
 }
 
 /**
- * Magnitude in [0, limit] to white-to-dark (zero is white).
- * @param {number} v
- * @param {number} limit
- * @returns {RGB}
- */
-export function sequential(v, limit) {
-  return rampColor(SEQUENTIAL_STOPS, limit > 0 ? v / limit : 0);
-}
-
-/**
- * Pixel value to gray, ink on paper: lo is white, hi is black (like matplotlib's gray_r).
- * @param {number} v
- * @param {number} lo
- * @param {number} hi
- * @returns {RGB}
- */
-export function inkGray(v, lo, hi) {
-  const g = 255 * (1 - clamp((v - lo) / (hi - lo || 1), 0, 1));
-  return [g, g, g];
-}
-
-/**
- * Color of class k (cycles after 10).
- * @param {number} k
- * @returns {RGB}
- */
-export function classColor(k) {
-  return CLASS_COLORS[((k % CLASS_COLORS.length) + CLASS_COLORS.length) % CLASS_COLORS.length];
-}
-
-/**
- * CSS color string of an RGB triple.
- * @param {RGB} c
- * @param {number} [alpha]
- */
-export function cssColor(c, alpha = 1) {
-  const [r, g, b] = c.map((v) => Math.round(v));
-  return alpha >= 1 ? `rgb(${r}, ${g}, ${b})` : `rgba(${r}, ${g}, ${b}, ${alpha})`;
-}
-
-/**
  * A CSS linear-gradient through color stops, left to right (for legends).
  * @param {RGB[]} stops
  */
@@ -112,12 +82,25 @@ function gradientCss(stops) {
   return `linear-gradient(to right, ${parts.join(", ")})`;
 }
 
-/** A CSS linear-gradient of the diverging map (for legends). */
-export function divergingGradient() {
-  return gradientCss(DIVERGING_STOPS);
+/**
+ * The payload's palette as colour functions.
+ * @param {PaletteSpec} spec
+ */
+export function paletteOf(spec) {
+  const classes = spec.classes.map(hexColor);
+  const divergingStops = spec.diverging.map(hexColor);
+  const sequentialStops = spec.sequential.map(hexColor);
+  return {
+    spec,
+    /** Color of class k (cycles through the class colors). @param {number} k @returns {RGB} */
+    classColor: (k) => classes[((k % classes.length) + classes.length) % classes.length],
+    /** Signed value in [-limit, limit]: negative blue, zero white, positive red. @param {number} v @param {number} limit */
+    diverging: (v, limit) => rampColor(divergingStops, ((limit > 0 ? clamp(v / limit, -1, 1) : 0) + 1) / 2),
+    /** Magnitude in [0, limit]: zero white, then darker. @param {number} v @param {number} limit */
+    sequential: (v, limit) => rampColor(sequentialStops, limit > 0 ? v / limit : 0),
+    divergingGradient: () => gradientCss(divergingStops),
+    sequentialGradient: () => gradientCss(sequentialStops),
+  };
 }
 
-/** A CSS linear-gradient of the sequential (magnitude) map (for legends). */
-export function sequentialGradient() {
-  return gradientCss(SEQUENTIAL_STOPS);
-}
+/** @typedef {ReturnType<typeof paletteOf>} Palette */

@@ -1,7 +1,7 @@
 // @ts-check
 // Canvas drawing shared by every explorer: pixel images upscaled without smoothing,
 // signed overlays, theme colors, axes for 2-D maps.
-import { clamp, diverging, inkGray, mix, sequential } from "./colormaps.js";
+import { clamp, inkGray, mix } from "./colormaps.js";
 
 /** @typedef {[number, number, number]} Color3 */
 /** @typedef {{ channels: number, height: number, width: number }} ImageShape (channels, height, width) */
@@ -45,34 +45,20 @@ export function inputImage(values, shape, lo, hi) {
 }
 
 /**
- * Per-pixel channel mean of a signed map, colored blue-white-red in [-limit, limit].
+ * The per-pixel channel mean of a map (of |values| with `magnitude`), colored by `colorOf`
+ * (e.g. a palette's diverging or sequential map).
  * @param {Float32Array} values
  * @param {ImageShape} shape
- * @param {number} limit
+ * @param {(v: number) => Color3} colorOf
+ * @param {boolean} [magnitude]
  */
-export function signedImage(values, shape, limit) {
+export function meanImage(values, shape, colorOf, magnitude = false) {
   const { channels, height, width } = shape;
   const plane = height * width;
   return pixelImage(width, height, (i) => {
     let sum = 0;
-    for (let c = 0; c < channels; c++) sum += values[c * plane + i];
-    return diverging(sum / channels, limit);
-  });
-}
-
-/**
- * Per-pixel channel mean of |values|, colored white-to-dark in [0, limit] (difference maps).
- * @param {Float32Array} values
- * @param {ImageShape} shape
- * @param {number} limit
- */
-export function magnitudeImage(values, shape, limit) {
-  const { channels, height, width } = shape;
-  const plane = height * width;
-  return pixelImage(width, height, (i) => {
-    let sum = 0;
-    for (let c = 0; c < channels; c++) sum += Math.abs(values[c * plane + i]);
-    return sequential(sum / channels, limit);
+    for (let c = 0; c < channels; c++) sum += magnitude ? Math.abs(values[c * plane + i]) : values[c * plane + i];
+    return colorOf(sum / channels);
   });
 }
 

@@ -8,16 +8,6 @@ import { readBlock } from "./payload.js";
 /** @typedef {{ channels: number, height: number, width: number }} ImageShape */
 
 /**
- * (channels, height, width) of the payload's images, as Python computed them.
- * @param {Record<string, any>} meta
- * @returns {ImageShape}
- */
-export function imageShapeOf(meta) {
-  const [channels, height, width] = meta.image_shape;
-  return { channels, height, width };
-}
-
-/**
  * A captioned pixel canvas (`<figure>` with `<canvas role="img">`).
  * @param {{ caption: string, role: string, shape: ImageShape, size: number }} options size: CSS pixels
  */

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.browser
 
 def stop_a_running_explorer(page, root) -> dict:
     """The long explorer streams (its state text moves) until Stop, then stops within seconds."""
-    assert root.get_attribute("data-running") == "true", "the long search finished before the test could stop it"
+    assert root.get_attribute("data-busy") == "true", "the long search finished before the test could stop it"
     state = root.locator('[data-role="latent-state"]')
     first = state.text_content()
     page.wait_for_function("([el, before]) => el.textContent !== before", arg=[state.element_handle(), first],
@@ -54,7 +54,7 @@ def stop_a_running_explorer(page, root) -> dict:
     stop = root.locator('[data-role="stop-button"]')
     assert stop.is_visible() and stop.is_enabled()
     stop.click()
-    page.wait_for_function("(el) => el.dataset.running === 'false'", arg=root.element_handle(), timeout=20_000)
+    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=20_000)
     assert not stop.is_visible(), "the Stop button is still shown after the search stopped"
     states = [root.locator(f'[data-role="{m}-state"]').text_content() for m in ("latent", "pixel")]
     assert any(s.startswith("stopped") for s in states), states
@@ -62,10 +62,10 @@ def stop_a_running_explorer(page, root) -> dict:
     assert rerun.is_visible() and rerun.is_enabled(), "no Run again button after a stop"
     rerun.focus()
     page.keyboard.press("Enter")  # keyboard operable
-    page.wait_for_function("(el) => el.dataset.running === 'true'", arg=root.element_handle(), timeout=10_000)
+    page.wait_for_function("(el) => el.dataset.busy === 'true'", arg=root.element_handle(), timeout=10_000)
     assert not rerun.is_visible(), "Run again is still shown while the searches run"
     stop.click()
-    page.wait_for_function("(el) => el.dataset.running === 'false'", arg=root.element_handle(), timeout=20_000)
+    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=20_000)
     return {"streamed": [first, streamed], "after stop": states}
 
 
@@ -130,7 +130,7 @@ def exercise_explorer(page, root, screenshot) -> dict:
     page.wait_for_function(
         "([el, c]) => el.querySelector('[data-role=\"latent-probabilities\"] [data-target=\"true\"]')"
         ".closest('[data-role=\"prob-row\"]').dataset.class === c", arg=[root.element_handle(), new])
-    page.wait_for_function("(el) => el.dataset.running === 'false'", arg=root.element_handle(), timeout=60_000)
+    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=60_000)
     assert root.locator('[data-role="latent-state"]').text_content().startswith("reached")
     assert root.locator('[data-role="error"]').is_hidden()
 
@@ -155,7 +155,7 @@ def test_counterfactual_explorer_in_jupyterlab(lab, page, tmp_path):
     page.wait_for_function(f"() => document.querySelectorAll('{ROOT}').length === 2", timeout=120_000)
     stopped = stop_a_running_explorer(page, roots.nth(1))
     explorer = roots.nth(0)
-    page.wait_for_function("(el) => el.dataset.running === 'false'", arg=explorer.element_handle(), timeout=120_000)
+    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=explorer.element_handle(), timeout=120_000)
     wait_cells_idle(page, timeout=60)
     result = exercise_explorer(page, explorer, ARTIFACTS / "counterfactual_explorer.png")
     assert_clean_console(page.console_log)

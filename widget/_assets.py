@@ -20,7 +20,9 @@ __all__ = ["FRONTEND_PACKAGE", "read_asset", "module_order", "bundle", "styleshe
 FRONTEND_PACKAGE = "crosslens._frontend"
 
 _IMPORT = re.compile(r"^import\s+\{([^}]*)\}\s+from\s+([\"'])(\.\/[\w.-]+\.js)\2;?[ \t]*\r?\n", re.M)
-_ANY_IMPORT = re.compile(r"^\s*import\b|\bimport\s*\(", re.M)
+# any other import: a static one, or a dynamic ``import(...)`` outside comments (JSDoc types
+# may name ``import("./sibling.js").Type``)
+_ANY_IMPORT = re.compile(r"^\s*import\b|^(?!\s*(?:\*|/\*|//)).*\bimport\s*\(", re.M)
 _EXPORT_DECL = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b|let\b|class\b)", re.M)
 _EXPORT_OTHER = re.compile(r"^export\s+(?!default\b)(?!(?:async\s+)?function\b|const\b|let\b|class\b)", re.M)
 _TOP_LEVEL = re.compile(r"^(?:export\s+)?(?:async\s+)?(?:function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)", re.M)

@@ -15,16 +15,7 @@ import torch
 from .kernel_side._checks import check_interval
 
 __all__ = ["check_class_names", "check_class_index", "check_requested", "check_pixel_range", "image_shape",
-           "is_one_target", "reject_unknown"]
-
-
-def reject_unknown(widget: str, unknown: dict, accepted: Sequence[str]) -> None:
-    """TypeError naming unexpected keyword arguments and listing the accepted ones."""
-    if unknown:
-        raise TypeError(
-            f"{widget}() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}; "
-            f"accepted: {', '.join(accepted)}"
-        )
+           "is_one_target"]
 
 
 def check_class_names(class_names, num_classes: int) -> list[str]:

@@ -15,29 +15,21 @@ browser scrubs without the kernel and Python can read and set what the user sees
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 import traitlets
 
 from . import _assets, kernel_side as ks
-from ._checks import (
-    check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, reject_unknown,
-)
+from ._checks import check_class_names, check_pixel_range, check_requested, image_shape
 from ._explorer import Explorer
-from .kernel_side._checks import check_inputs, check_invertible_classifier
-from .payload import pack, quantized
+from ._style import CLASS_COLORS, colormap
+from .kernel_side._checks import check_inputs, check_int, check_invertible_classifier
+from .payload import quantized
 
 __all__ = ["BoundaryExplorer"]
 
 OVERLAYS = ("difference", "importance")
-LARGE_PAYLOAD = 32 * 2**20  # bytes; above this the constructor warns
-ACCEPTED_OPTIONS = ("model", "x", "target", "class_names", "steps", "t_max", "reference", "n_directions", "amounts",
-                    "resolution", "pixel_range", "dtype")
-# Tableau 10, the same class colors as js/colormaps.js.
-CLASS_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
 
 def _as_cpu(values: torch.Tensor) -> torch.Tensor:
@@ -92,7 +84,8 @@ class BoundaryExplorer(Explorer):
         target (int or None): target class of the selected input (None: nearest boundary).
             Setting it recomputes that input's paths; a bad value raises and changes nothing.
         overlay ("difference" | "importance"), opacity (float in [0, 1]): the overlay map.
-        busy (bool), error (str): read-only status shown by the front end.
+        busy (bool), error (str): read-only status shown by the front end (see
+            :class:`~crosslens._explorer.Explorer` for the traits every explorer shares).
 
     Example:
         >>> from crosslens import BoundaryExplorer, kernel_side as ks
@@ -104,19 +97,18 @@ class BoundaryExplorer(Explorer):
     """
 
     _esm = _assets.bundle("boundary_explorer.js")
+    default_target = "the nearest boundary"
 
     t = traitlets.Float(0.0).tag(sync=True)
     direction = traitlets.Int(0).tag(sync=True)
     amount = traitlets.Float(0.0).tag(sync=True)
     overlay = traitlets.Unicode("difference").tag(sync=True)
     opacity = traitlets.Float(0.7).tag(sync=True)
-    busy = traitlets.Bool(False, read_only=True).tag(sync=True)
 
     def __init__(self, model, x, target=None, class_names=None, steps: int = 64, t_max: float = 2.0,
                  reference=None, *, n_directions: int | None = None, amounts=None, resolution: int = 200,
                  pixel_range: tuple[float, float] | None = None, dtype: torch.dtype | None = None, **unknown):
-        reject_unknown("BoundaryExplorer", unknown, ACCEPTED_OPTIONS)
-        self._ready = False
+        self._reject_unknown(unknown)
         check_invertible_classifier(model)
         self._model = model
         self._input_shape = tuple(int(size) for size in model.input_shape)
@@ -130,39 +122,26 @@ class BoundaryExplorer(Explorer):
         self._n_directions = self._check_n_directions(n_directions)
         self._amounts = amounts
         self._pixel_range = check_pixel_range(pixel_range, self._x)
-        self._warn_if_large()
+        along = 9 if amounts is None else len(torch.as_tensor(amounts).reshape(-1))
+        frames = len(self._x) * max(self._n_directions, 1) * (along if self._n_directions else 1) * int(steps)
+        self._warn_if_large(frames * (math.prod(self._input_shape) * (4 if self._planar else 1) + 2 * self._num_classes),
+                            "pass fewer inputs x, fewer steps, n_directions=0 or fewer amounts")
 
         rows = self._compute_rows(list(range(len(self._x))), self._requested)
         self._t_grid, self._amount_grid = rows.pop("t"), rows.pop("amounts")
         self._rows = rows
+        self._source, self._targets = rows["source"], rows["target"]
         self._extras = self._planar_extras(resolution) if self._planar else {}
         center = int((self._amount_grid.abs()).argmin())
-        super().__init__(
-            _payload=self._pack(), t=0.0, index=0, direction=0, amount=float(self._amount_grid[center]),
-            target=self._requested[0],
-        )
-        self.on_msg(self._on_custom_msg)
-        self._ready = True
+        super().__init__(t=0.0, index=0, direction=0, amount=float(self._amount_grid[center]),
+                         target=self._requested[0])
 
     # ---- argument checks ----------------------------------------------------------------
     def _check_n_directions(self, n_directions) -> int:
         dims = math.prod(self._input_shape)
         if n_directions is None:
             return 0 if self._planar or (self._reference is None and len(self._x) < 3) else min(2, dims - 1)
-        if isinstance(n_directions, bool) or not isinstance(n_directions, int) or not 0 <= n_directions <= dims - 1:
-            raise ValueError(f"n_directions must be an integer in [0, {dims - 1}], got {n_directions!r}")
-        return n_directions
-
-    def _warn_if_large(self) -> None:
-        along = 9 if self._amounts is None else len(torch.as_tensor(self._amounts).reshape(-1))
-        count = len(self._x) * max(self._n_directions, 1) * (along if self._n_directions else 1) * int(self._steps)
-        size = count * (math.prod(self._input_shape) * (4 if self._planar else 1) + 2 * self._num_classes)
-        if size > LARGE_PAYLOAD:
-            warnings.warn(
-                f"BoundaryExplorer will send about {size / 2**20:.0f} MiB to the browser; pass fewer inputs x, "
-                "fewer steps, n_directions=0 or fewer amounts to keep the notebook light",
-                stacklevel=3,
-            )
+        return check_int(n_directions, "n_directions", minimum=0, maximum=dims - 1)
 
     # ---- computation (all math is in kernel_side) ---------------------------------------
     def _compute_rows(self, rows: list[int], requested: list[int | None]) -> dict[str, torch.Tensor]:
@@ -221,41 +200,29 @@ class BoundaryExplorer(Explorer):
         return {"bounds": bounds, "regions": regions, "curves": curves}
 
     # ---- payload ------------------------------------------------------------------------
-    def _pack(self) -> bytes:
-        rows = self._rows
-        requested = torch.tensor([-1 if r is None else r for r in self._requested], dtype=torch.int32)
-        meta = {
-            "widget": "BoundaryExplorer",
-            "kind": "planar" if self._planar else "image",
-            "class_names": self._class_names,
-            "input_shape": list(self._input_shape),
-            "t_max": float(self._t_max),
-            "method": "Zhuang et al. 2019, arXiv 1910.00406",
-        }
-        arrays = {
-            "t": self._t_grid, "amounts": self._amount_grid, "x": self._x, "x_proj": rows["x_proj"],
-            "source": rows["source"], "target": rows["target"], "requested": requested,
-            "probs": quantized(rows["probs"], "uint16", (0.0, 1.0)),
-        }
+    def _meta(self) -> dict:
+        meta = {"kind": "planar" if self._planar else "image"}
         if self._planar:
-            extras = self._extras
-            curves = extras["curves"]
+            meta["bounds"] = list(self._extras["bounds"])
+        return meta
+
+    def _arrays(self) -> dict:
+        rows = self._rows
+        arrays = {"t": self._t_grid, "amounts": self._amount_grid, "x_proj": rows["x_proj"],
+                  "probs": quantized(rows["probs"], "uint16", (0.0, 1.0))}
+        if self._planar:
+            curves = self._extras["curves"]
             points = torch.cat([c.points.detach().cpu() for c in curves]) if curves else torch.zeros(0, 2)
-            offsets = np.cumsum([0] + [len(c.points) for c in curves])
-            meta["bounds"] = list(extras["bounds"])
             arrays.update({
                 "frames": rows["frames"],
-                "region_probs": quantized(extras["regions"].probs, "uint8", (0.0, 1.0)),
-                "curve_points": points, "curve_offsets": offsets,
-                "curve_pairs": np.array([c.pair for c in curves], dtype=np.int32).reshape(-1, 2),
+                "region_probs": quantized(self._extras["regions"].probs, "uint8", (0.0, 1.0)),
+                "curve_points": points, "curve_offsets": np.cumsum([0] + [len(c.points) for c in curves]),
             })
             if self._reference is not None:
                 arrays["reference"] = self._reference
         else:
             lo, hi = self._pixel_range
             margin = 0.5 * (hi - lo)
-            meta["pixel_range"] = [lo, hi]
-            meta["image_shape"] = list(image_shape(self._input_shape))
             # The difference overlay is scaled by the explanation x - x_proj: full color at
             # t = 1, clipped beyond.
             difference = (self._x - rows["x_proj"]).flatten(1).abs().amax(1)
@@ -267,7 +234,7 @@ class BoundaryExplorer(Explorer):
                 "importance_limit": rows["importance"].flatten(1).abs().amax(1).clamp_min(1e-12),
                 "difference_limit": difference.clamp_min(1e-12),
             })
-        return pack(arrays, meta)
+        return arrays
 
     # ---- trait validation and observers -------------------------------------------------
     @traitlets.validate("t")
@@ -306,32 +273,9 @@ class BoundaryExplorer(Explorer):
             raise ValueError(f"opacity must lie in [0, 1], got {value}")
         return value
 
-    @traitlets.validate("target")
-    def _valid_target(self, proposal):
-        value = check_class_index(proposal["value"], self._num_classes)
-        if value is not None and self._ready and not self._quiet:
-            source = int(self._rows["source"][self.index])
-            if value == source:
-                raise ValueError(
-                    f"target must differ from the predicted class of input {self.index} "
-                    f"({self._class_names[source]!r}, class {source}); pick another class or None for the nearest boundary"
-                )
-        return value
-
-    @traitlets.observe("index")
-    def _on_index(self, change):
-        # The view follows the newly selected input's requested target; nothing is recomputed.
-        if self._ready:
-            with self._quietly():
-                self.target = self._requested[change["new"]]
-
-    @traitlets.observe("target")
-    def _on_target(self, change):
-        if not self._ready or self._quiet:
-            return
-        row, new, old = self.index, change["new"], change["old"]
-        if new == self._requested[row]:
-            return
+    def _retarget(self, row: int, new: int | None, old: int | None) -> None:
+        """Recompute input ``row``'s paths for ``new`` (synchronously; the view shows busy).
+        A failure puts the old target back, shows the error and raises it."""
         self.set_trait("busy", True)
         try:
             rows = self._compute_rows([row], [new])
@@ -350,19 +294,6 @@ class BoundaryExplorer(Explorer):
             self._payload = self._pack()
             self.set_trait("error", "")
             self.set_trait("busy", False)
-
-    def _on_custom_msg(self, _widget, content, _buffers) -> None:
-        """The front end's target select: ``{"event": "target", "index": i, "target": k | None}``."""
-        if not isinstance(content, dict) or content.get("event") != "target":
-            return
-        try:
-            if content.get("index") is not None:
-                self.index = int(content["index"])
-            self.target = content.get("target")
-        except (ValueError, TypeError, traitlets.TraitError) as error:
-            self.set_trait("error", str(error))
-        finally:
-            self.send({"event": "target-done"})
 
     # ---- what the user sees, readable from Python ---------------------------------------
     def _position(self) -> tuple[int, int, int, int]:
@@ -403,16 +334,6 @@ class BoundaryExplorer(Explorer):
         """(N, *input_shape) each input's projection onto the boundary (t = 1)."""
         return self._rows["x_proj"].clone()
 
-    @property
-    def predicted(self) -> torch.Tensor:
-        """(N,) each input's predicted class."""
-        return self._rows["source"].clone()
-
-    @property
-    def targets(self) -> torch.Tensor:
-        """(N,) the class each input's path heads for (nearest boundary resolved)."""
-        return self._rows["target"].clone()
-
     # ---- static figure ------------------------------------------------------------------
     def to_figure(self, figsize: tuple[float, float] | None = None):
         """A matplotlib Figure of the current view (for papers, slides and static exports).
@@ -424,8 +345,6 @@ class BoundaryExplorer(Explorer):
 
         n, k, a, ti = self._position()
         probs = self._rows["probs"][n, k, a, ti].numpy()
-        source, target = int(self._rows["source"][n]), int(self._rows["target"][n])
-        t = float(self._t_grid[ti])
         if self._planar:
             fig = Figure(figsize=figsize or (9.5, 4.6), layout="constrained")
             grid = fig.add_gridspec(1, 2, width_ratios=[1.6, 1])
@@ -436,19 +355,9 @@ class BoundaryExplorer(Explorer):
             grid = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 1.3])
             self._draw_images([fig.add_subplot(grid[i]) for i in range(3)], n, k, a, ti)
             bars = fig.add_subplot(grid[3])
-        colors = ["#9e9e9e"] * len(probs)
-        colors[source], colors[target] = "#1976d2", "#ef6c00"
-        positions = np.arange(len(probs))
-        bars.barh(positions, probs, color=colors)
-        bars.set_yticks(positions, self._class_names)
-        bars.invert_yaxis()
-        bars.set_xlim(0, 1)
-        bars.set_title(f"probabilities at t = {t:.2f}", fontsize=10)
-        bars.spines[["top", "right"]].set_visible(False)
-        fig.suptitle(
-            f"input {n}: predicted {self._class_names[source]} → target {self._class_names[target]}"
-            " (Zhuang et al. 2019)", fontsize=11,
-        )
+        self._draw_probabilities(bars, probs, int(self._source[n]), int(self._targets[n]),
+                                 f"probabilities at t = {float(self._t_grid[ti]):.2f}")
+        self._suptitle(fig, n, "Zhuang et al. 2019")
         return fig
 
     def _draw_images(self, axes, n, k, a, ti) -> None:
@@ -468,7 +377,7 @@ class BoundaryExplorer(Explorer):
         axes[1].imshow(picture(frame), **gray)
         axes[1].set_title(f"frame at t = {float(self._t_grid[ti]):.2f}", fontsize=10)
         axes[2].imshow(picture(x), **gray)
-        image = axes[2].imshow(signed, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=self.opacity, interpolation="nearest")
+        image = axes[2].imshow(signed, cmap=colormap("diverging"), vmin=-limit, vmax=limit, alpha=self.opacity, interpolation="nearest")
         axes[2].set_title(title, fontsize=10)
         axes[2].figure.colorbar(image, ax=axes[2], shrink=0.8)
         for axis in axes:
@@ -495,14 +404,14 @@ class BoundaryExplorer(Explorer):
         if self._reference is not None:
             axis.scatter(self._reference[:, 0], self._reference[:, 1], s=4, color="#212121", alpha=0.2, lw=0)
         source = self._rows["source"].numpy()
-        axis.scatter(self._x[:, 0], self._x[:, 1], s=12, c=[CLASS_COLORS[c % 10] for c in source],
+        axis.scatter(self._x[:, 0], self._x[:, 1], s=12, c=[CLASS_COLORS[c % len(CLASS_COLORS)] for c in source],
                      edgecolors="white", linewidths=0.4)
         path = self._rows["frames"][n, k, a].numpy()
         boundary = int((self._t_grid - 1.0).abs().argmin())
         axis.plot(path[: boundary + 1, 0], path[: boundary + 1, 1], color="#212121", lw=2)
         axis.plot(path[boundary:, 0], path[boundary:, 1], color="#212121", lw=2, ls="--")
         axis.scatter(*self._x[n].numpy(), s=120, facecolors="none", edgecolors="#212121", linewidths=1.8)
-        axis.scatter(*path[ti], s=70, color=CLASS_COLORS[int(self._rows["probs"][n, k, a, ti].argmax()) % 10],
+        axis.scatter(*path[ti], s=70, color=CLASS_COLORS[int(self._rows["probs"][n, k, a, ti].argmax()) % len(CLASS_COLORS)],
                      edgecolors="#212121", linewidths=1.2, zorder=5)
         axis.set_xlim(xmin, xmax)
         axis.set_ylim(ymin, ymax)

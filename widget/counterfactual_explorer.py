@@ -4,17 +4,16 @@ References:
     Dombrowski, Gerken, Mueller, Kessel. Diffeomorphic counterfactuals with generative
     models. TPAMI 2024. https://arxiv.org/abs/2206.05075
 
-The engine (:func:`crosslens.kernel_side.methods.counterfactuals.latent_counterfactual` and
-:func:`~crosslens.kernel_side.methods.counterfactuals.pixel_counterfactual`) runs the searches. This
-module runs them in a background thread, so the kernel stays free and a Stop button works,
-and streams the growing trajectories through ONE binary payload trait (:mod:`crosslens.payload`),
-re-packed at most a few times a second. Late views get the current state through ordinary
-trait sync. The browser scrubs every recorded frame without the kernel.
+The engine (:func:`crosslens.kernel_side.latent_counterfactual` and
+:func:`~crosslens.kernel_side.pixel_counterfactual`) runs the searches. This module runs them
+as background jobs of the explorer base (:mod:`crosslens._explorer`), so the kernel stays free
+and a Stop button works, and streams the growing trajectories through ONE binary payload
+trait (:mod:`crosslens.payload`), re-packed at most a few times a second. Late views get the
+current state through ordinary trait sync. The browser scrubs every recorded frame without
+the kernel.
 
-Streaming design: one daemon worker thread per explorer, started on demand, runs queued
-jobs one after another (the models are never used by two searches at once). A job is a set
-of rows and the methods to run on them; each row carries a generation number that a target
-change bumps, so results for a row whose target changed meanwhile are dropped.
+A job is a set of rows and the methods to run on them; each row carries a generation number
+that a target change bumps, so results for a row whose target changed meanwhile are dropped.
 """
 
 from __future__ import annotations
@@ -22,39 +21,24 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import time
-import warnings
-from collections import deque
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import traitlets
 
 from . import _assets
-from ._checks import (
-    check_class_index, check_class_names, check_pixel_range, check_requested, image_shape, is_one_target, reject_unknown,
-)
-from ._explorer import Explorer
-from .kernel_side.methods.counterfactuals import CounterfactualResult, latent_counterfactual, pixel_counterfactual
-from .payload import pack, quantized
+from ._checks import check_class_names, check_pixel_range, check_requested, image_shape, is_one_target
+from ._explorer import DONE, QUEUED, RUNNING, STATUS_NAMES, STOPPED, Explorer
+from ._style import PALETTE, colormap
+from .kernel_side import CounterfactualResult, latent_counterfactual, pixel_counterfactual
+from .payload import quantized
 
 __all__ = ["CounterfactualExplorer"]
 
 METHODS = ("latent", "pixel")
 ALIGNS = ("fraction", "step")
-# Row status per method, as sent to the front end (uint8).
-QUEUED, RUNNING, DONE, STOPPED = 0, 1, 2, 3
-STATUS_NAMES = ("queued", "running", "done", "stopped")
-LARGE_PAYLOAD = 32 * 2**20  # bytes; above this the constructor warns
-MIN_INTERVAL = 0.2  # seconds between streamed payloads (plus the time to send one at ~50 MB/s)
-ACCEPTED_OPTIONS = ("classifier", "generator", "x", "target", "class_names", "threshold", "max_steps",
-                    "compare_pixel", "lr", "pixel_lr", "record_every", "clip", "pixel_range")
-# js/colormaps.js SEQUENTIAL_STOPS: the difference maps |x - x'|, white at zero.
-SEQUENTIAL_STOPS = [tuple(c / 255 for c in stop) for stop in
-                    [(255, 255, 255), (252, 253, 191), (254, 159, 109), (222, 73, 104), (140, 41, 129), (59, 15, 112)]]
-LATENT_COLOR, PIXEL_COLOR = "#00897b", "#ab47bc"  # the same as js/crosslens.css --xl-latent / --xl-pixel
 
 
 @dataclass(frozen=True)
@@ -90,9 +74,15 @@ class _Track:
 
 @dataclass
 class _Job:
+    """Search ``methods`` for ``rows`` (each at its target's ``generations``): ``run(job, stop)``."""
+
     rows: list[int]
     generations: list[int]
     methods: tuple[str, ...]
+    run: Callable[["_Job", threading.Event], None]
+
+    def __call__(self, stop: threading.Event) -> None:
+        self.run(self, stop)
 
 
 class CounterfactualExplorer(Explorer):
@@ -148,10 +138,12 @@ class CounterfactualExplorer(Explorer):
 
     Traits (read and set them from Python; the view follows):
         index (int): the selected input.
-        target (int): the selected input's target class. Setting it recomputes that input
-            only, in the background (None: the runner-up); a bad value raises and changes nothing.
+        target (int or None): the selected input's requested target class (None: the
+            runner-up; ``targets`` holds the resolved classes). Setting it recomputes that
+            input only, in the background; a bad value raises and changes nothing.
         align ("fraction" | "step"), fraction (float in [0, 1]), step (int): the position.
-        running (bool), progress (float in [0, 1]), status (str), error (str): read-only.
+        busy (bool), progress (float in [0, 1]), status (str), error (str): read-only
+            state of the searches (see :class:`~crosslens._explorer.Explorer`).
 
     Example:
         >>> from crosslens import CounterfactualExplorer, kernel_side as ks
@@ -160,133 +152,81 @@ class CounterfactualExplorer(Explorer):
         >>> explorer.wait()
         True
         >>> explorer.fraction = 1.0  # the final frames
-        >>> bool(explorer.probabilities[explorer.target] > 0.99), tuple(explorer.frame.shape)
+        >>> bool(explorer.probabilities[explorer.targets[explorer.index]] > 0.99), tuple(explorer.frame.shape)
         (True, (1, 8, 8))
     """
 
     _esm = _assets.bundle("counterfactual_explorer.js")
+    default_target = "the runner-up"
 
     align = traitlets.Unicode("fraction").tag(sync=True)
     fraction = traitlets.Float(1.0).tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
-    running = traitlets.Bool(False, read_only=True).tag(sync=True)
-    progress = traitlets.Float(0.0, read_only=True).tag(sync=True)
-    status = traitlets.Unicode("", read_only=True).tag(sync=True)
 
     def __init__(self, classifier, generator, x, target=None, class_names=None, *, threshold: float = 0.99,
                  max_steps: int = 1000, compare_pixel: bool = True, lr: float = 0.05, pixel_lr: float = 5e-4,
                  record_every: int = 1, clip=(0.0, 1.0), pixel_range=None, **unknown):
-        self._ready = False
-        self._lock = threading.RLock()
-        self._jobs: deque[_Job] = deque()
-        self._worker: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        self._stop_event = threading.Event()
-        self._failure: BaseException | None = None
-        self._last_sent = -math.inf
-        reject_unknown("CounterfactualExplorer", unknown, ACCEPTED_OPTIONS)
+        self._reject_unknown(unknown)
+        if not isinstance(compare_pixel, bool):
+            raise TypeError(f"compare_pixel must be True or False, got {type(compare_pixel).__name__}")
         self._classifier, self._generator = classifier, generator
         self._methods = METHODS if compare_pixel else METHODS[:1]
         self._settings = {"threshold": threshold, "max_steps": max_steps, "record_every": record_every, "clip": clip}
         self._lrs = {"latent": lr, "pixel": pixel_lr}
-        if not isinstance(compare_pixel, bool):
-            raise TypeError(f"compare_pixel must be True or False, got {type(compare_pixel).__name__}")
 
-        # The engine validates every argument: run each search for zero steps (a stop that is
-        # already set ends it after evaluating the start). This also gives the first frames.
+        # The engine validates every argument and resolves the default targets: run each
+        # search for zero steps (a stop that is already set ends it after evaluating the
+        # start). This also gives the first frames.
         halt = threading.Event()
         halt.set()
         with _renamed_lr("pixel_lr"):
-            probe = pixel_counterfactual(classifier, x, 0, lr=pixel_lr, stop=halt, **self._settings)
+            probe = pixel_counterfactual(classifier, x, lr=pixel_lr, stop=halt, **self._settings)
         self._x = probe.x.detach().cpu().float()
         self._input_shape = tuple(self._x.shape[1:])
-        self._num_classes = probe.probs.shape[-1]
+        num_classes = probe.probs.shape[-1]
         self._source = probe.source.cpu()
-        self._x_probs = probe.probs[:, 0].detach().cpu().float()
-        self._class_names = check_class_names(class_names, self._num_classes)
-        requested = check_requested(target, len(self._x), self._num_classes)
-        self._targets = torch.tensor([self._resolve(row, value, "target" if is_one_target(target) else f"target[{row}]")
-                                      for row, value in enumerate(requested)])
+        self._runner_up = probe.target.cpu()
+        self._class_names = check_class_names(class_names, num_classes)
+        self._requested = check_requested(target, len(self._x), num_classes)
+        for row, value in enumerate(self._requested):
+            self._check_target(row, value, "target" if is_one_target(target) else f"target[{row}]")
+        self._targets = torch.tensor([self._resolved(row, value) for row, value in enumerate(self._requested)])
         start = latent_counterfactual(classifier, generator, x, self._targets, lr=lr, stop=halt, **self._settings)
         self._clip = start.clip
         self._pixel_range = check_pixel_range(pixel_range if pixel_range is not None else self._clip, self._x)
-        self._warn_if_large()
+        records = max_steps // record_every + 2
+        self._warn_if_large(len(self._x) * len(self._methods) * records
+                            * (2 * math.prod(self._input_shape) + 2 * num_classes + 4),
+                            "pass fewer inputs x, fewer max_steps or a larger record_every")
 
         count = len(self._x)
         self._generation = [0] * count
         self._tracks: dict[str, list[_Track | None]] = {
             "latent": [_Track.of(start, row) for row in range(count)],
-            # the probe ran with a placeholder target: only its frames and probabilities count
+            # the probe may have run for other targets: only its frames and probabilities count
             "pixel": [replace(_Track.of(probe, row), success=False) for row in range(count)] if compare_pixel
             else [None] * count,
         }
         self._status = {method: [QUEUED] * count for method in METHODS}
-        super().__init__(_payload=self._pack(), index=0, target=int(self._targets[0]))
-        self.on_msg(self._on_custom_msg)
-        self._ready = True
-        self._enqueue(list(range(count)), self._methods)
+        super().__init__(index=0, target=self._requested[0])
+        self._search(list(range(count)), self._methods)
 
-    # ---- targets ------------------------------------------------------------------------
-    def _resolve(self, row: int, value: int | None, name: str = "target") -> int:
-        """The target of input ``row``: ``value``, or the runner-up class when None."""
-        if value is None:
-            return int(self._x_probs[row].topk(2).indices[1])
-        if value == int(self._source[row]):
-            raise ValueError(
-                f"{name} must differ from the predicted class of input {row} "
-                f"({self._class_names[value]!r}, class {value}); pick another class or None for the runner-up"
-            )
-        return value
+    def _resolved(self, row: int, value: int | None) -> int:
+        """The class input ``row`` heads for: ``value``, or the engine's default (the runner-up)."""
+        return int(self._runner_up[row]) if value is None else value
 
-    def _warn_if_large(self) -> None:
-        records = self._settings["max_steps"] // self._settings["record_every"] + 2
-        size = len(self._x) * len(self._methods) * records * (2 * math.prod(self._input_shape) + 2 * self._num_classes + 4)
-        if size > LARGE_PAYLOAD:
-            warnings.warn(
-                f"CounterfactualExplorer may send up to {size / 2**20:.0f} MiB to the browser; pass fewer inputs x, "
-                "fewer max_steps or a larger record_every to keep the notebook light",
-                stacklevel=3,
-            )
-
-    # ---- the background work ------------------------------------------------------------
-    def _enqueue(self, rows: list[int], methods: tuple[str, ...]) -> None:
+    # ---- the background searches --------------------------------------------------------
+    def _search(self, rows: list[int], methods: tuple[str, ...]) -> None:
+        """Queue the searches of ``methods`` for ``rows`` (with the lock held or before any job)."""
         with self._lock:
-            if self._stop_event.is_set():
-                self._stop_event = threading.Event()
-            self._failure = None  # a new request clears the last failure: wait() reports the newest
-            self.set_trait("error", "")
-            self._jobs.append(_Job(rows, [self._generation[r] for r in rows], methods))
             for method in methods:
                 for row in rows:
                     self._status[method][row] = QUEUED
-            self._idle.clear()
-            self.set_trait("running", True)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="crosslens-counterfactuals", daemon=True)
-                self._worker.start()
+            self._submit(_Job(rows, [self._generation[r] for r in rows], methods, self._run_job))
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                if not self._jobs:
-                    self._worker = None
-                    self._publish()
-                    self.set_trait("running", False)
-                    self._idle.set()
-                    return
-                job = self._jobs.popleft()
-                stop = self._stop_event
-            try:
-                for method in job.methods:
-                    self._run(job, method, stop)
-            except Exception as error:  # shown in the view; wait() raises it
-                with self._lock:
-                    self._failure = error
-                    self._jobs.clear()
-                    for method in METHODS:
-                        self._status[method] = [STOPPED if s in (QUEUED, RUNNING) else s for s in self._status[method]]
-                    self.set_trait("error", f"{type(error).__name__}: {error}")
+    def _run_job(self, job: _Job, stop: threading.Event) -> None:
+        for method in job.methods:
+            self._run(job, method, stop)
 
     def _run(self, job: _Job, method: str, stop: threading.Event) -> None:
         with self._lock:
@@ -312,10 +252,8 @@ class CounterfactualExplorer(Explorer):
         self._absorb(method, live, result, final=True)
 
     def _absorb(self, method: str, live: list[tuple[int, int]], result: CounterfactualResult, final: bool) -> None:
-        """Store a (partial) result of rows ``live`` and stream it, at most every MIN_INTERVAL s."""
+        """Store a (partial) result of rows ``live`` and stream it."""
         with self._lock:
-            if not final and time.monotonic() - self._last_sent < MIN_INTERVAL + len(self._payload) / 50e6:
-                return
             max_steps = self._settings["max_steps"]
             for j, (row, generation) in enumerate(live):
                 if self._generation[row] != generation:
@@ -324,16 +262,18 @@ class CounterfactualExplorer(Explorer):
                 self._tracks[method][row] = track
                 finished = track.success or track.steps >= max_steps
                 self._status[method][row] = DONE if finished else STOPPED if final else RUNNING
-            self._publish()
+            self._publish(final)
 
-    def _publish(self) -> None:
-        """Send the current state (call with the lock held)."""
-        if not self._ready:
-            return
-        self._payload = self._pack()
-        self._last_sent = time.monotonic()
-        self.set_trait("progress", self._progress())
-        self.set_trait("status", self._status_text())
+    def _on_dropped(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            for method in job.methods:
+                for row in job.rows:
+                    self._status[method][row] = STOPPED
+
+    def _on_failure(self, error: BaseException) -> None:
+        for method in METHODS:
+            self._status[method] = [STOPPED if s in (QUEUED, RUNNING) else s for s in self._status[method]]
+        super()._on_failure(error)
 
     def _progress(self) -> float:
         max_steps = max(self._settings["max_steps"], 1)
@@ -358,17 +298,6 @@ class CounterfactualExplorer(Explorer):
             parts.append(label)
         return " · ".join(parts)
 
-    def stop(self) -> None:
-        """Stop the searches now: the current one returns what it computed (``interrupted``),
-        queued ones are dropped. Returns at once; :meth:`wait` for the worker to finish."""
-        with self._lock:
-            self._stop_event.set()
-            for job in self._jobs:
-                for method in job.methods:
-                    for row in job.rows:
-                        self._status[method][row] = STOPPED
-            self._jobs.clear()
-
     def rerun_stopped(self) -> None:
         """Run every stopped search again, from its input: Adam keeps no state between runs,
         so a stopped search starts over (and shows its old frames until new ones stream in).
@@ -377,46 +306,28 @@ class CounterfactualExplorer(Explorer):
             for method in self._methods:
                 rows = [row for row, status in enumerate(self._status[method]) if status == STOPPED]
                 if rows:
-                    self._enqueue(rows, (method,))
+                    self._search(rows, (method,))
             self._publish()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until every search is finished (True) or ``timeout`` seconds passed (False).
-        Raises the error of a search that failed in the background."""
-        finished = self._idle.wait(timeout)
-        if self._failure is not None:
-            raise RuntimeError(f"a counterfactual search failed: {self._failure}") from self._failure
-        return finished
-
-    def close(self) -> None:
-        self.stop()
-        super().close()
-
     # ---- payload ------------------------------------------------------------------------
-    def _pack(self) -> bytes:
-        lo, hi = self._pixel_range
-        margin = 0.5 * (hi - lo)
-        meta = {
-            "widget": "CounterfactualExplorer",
-            "class_names": self._class_names,
-            "input_shape": list(self._input_shape),
-            "image_shape": list(image_shape(self._input_shape)),
-            "pixel_range": [lo, hi],
+    def _meta(self) -> dict:
+        return {
             "threshold": float(self._settings["threshold"]),
-            "max_steps": int(self._settings["max_steps"]),
             "methods": list(self._methods),
             "generator": type(self._generator).__name__,
             "exact": bool(getattr(self._generator, "exact", False)),
-            "method": "Dombrowski et al. 2024, arXiv 2206.05075",
         }
-        arrays = {"x": self._x, "source": self._source, "target": self._targets,
-                  "x_probs": quantized(self._x_probs, "uint16", (0.0, 1.0))}
+
+    def _arrays(self) -> dict:
+        lo, hi = self._pixel_range
+        margin = 0.5 * (hi - lo)
+        arrays = {}
         for method in self._methods:
             tracks = self._tracks[method]
             lengths = [0 if t is None else len(t.record_steps) for t in tracks]
             present = [t for t in tracks if t is not None]
             frames = torch.cat([t.frames for t in present]) if present else torch.zeros(0, *self._input_shape)
-            probs = torch.cat([t.probs for t in present]) if present else torch.zeros(0, self._num_classes)
+            probs = torch.cat([t.probs for t in present]) if present else torch.zeros(0, len(self._class_names))
             steps = torch.cat([t.record_steps for t in present]) if present else torch.zeros(0, dtype=torch.long)
             arrays.update({
                 # Ragged: the records of row i are [offsets[i], offsets[i + 1]) along the first axis.
@@ -428,15 +339,21 @@ class CounterfactualExplorer(Explorer):
                 f"{method}_success": np.array([bool(t and t.success) for t in tracks], dtype=np.uint8),
                 f"{method}_status": np.array(self._status[method], dtype=np.uint8),
             })
-        return pack(arrays, meta)
+        return arrays
 
     # ---- trait validation and observers -------------------------------------------------
-    @traitlets.validate("target")
-    def _valid_target(self, proposal):
-        value = check_class_index(proposal["value"], self._num_classes)
-        if not self._ready or self._quiet:
-            return value
-        return self._resolve(self.index, value)
+    def _retarget(self, row: int, new: int | None, old: int | None) -> None:
+        """Search input ``row`` again, in the background, for its new target."""
+        with self._lock:
+            self._requested[row] = new
+            resolved = self._resolved(row, new)
+            if resolved != int(self._targets[row]):
+                self._targets[row] = resolved
+                self._generation[row] += 1
+                for method in self._methods:
+                    self._tracks[method][row] = None
+                self._search([row], self._methods)
+            self._publish()
 
     @traitlets.validate("align")
     def _valid_align(self, proposal):
@@ -460,50 +377,6 @@ class CounterfactualExplorer(Explorer):
             raise ValueError(f"step must lie in [0, {self._settings['max_steps']}] (max_steps), got {value}")
         self.align = "step"
         return value
-
-    @traitlets.observe("index")
-    def _on_index(self, change):
-        if self._ready:
-            with self._quietly():
-                self.target = int(self._targets[change["new"]])
-
-    @traitlets.observe("target")
-    def _on_target(self, change):
-        if not self._ready or self._quiet:
-            return
-        row, new = self.index, change["new"]
-        if new is None:  # traitlets skips the validator for None: resolve the runner-up here
-            new = self._resolve(row, None)
-            with self._quietly():
-                self.target = new
-        with self._lock:
-            if new == int(self._targets[row]):
-                return
-            self._targets[row] = new
-            self._generation[row] += 1
-            for method in self._methods:
-                self._tracks[method][row] = None
-            self._enqueue([row], self._methods)
-            self._publish()
-
-    def _on_custom_msg(self, _widget, content, _buffers) -> None:
-        """The front end's requests: ``{"event": "target", "index": i, "target": k | None}`` and
-        ``{"event": "stop"}`` and ``{"event": "rerun"}``. Errors go to the ``error`` trait (nothing raises in the kernel)."""
-        if not isinstance(content, dict):
-            return
-        if content.get("event") == "stop":
-            self.stop()
-        elif content.get("event") == "rerun":
-            self.rerun_stopped()
-        elif content.get("event") == "target":
-            try:
-                if content.get("index") is not None:
-                    self.index = int(content["index"])
-                self.target = content.get("target")
-            except (ValueError, TypeError, traitlets.TraitError) as error:
-                self.set_trait("error", str(error))
-                with self._lock:
-                    self._publish()  # the view resets its target select
 
     # ---- what the user sees, readable from Python ---------------------------------------
     def _record(self, method: str, row: int | None = None) -> tuple[_Track, int] | None:
@@ -554,6 +427,7 @@ class CounterfactualExplorer(Explorer):
         with self._lock:
             tracks = list(self._tracks[method])
             interrupted = STOPPED in self._status[method]  # some search ended before it finished
+            target = self._targets.clone()
         if method not in self._methods or any(t is None for t in tracks):
             return None
         length = max(len(t.record_steps) for t in tracks)
@@ -563,7 +437,6 @@ class CounterfactualExplorer(Explorer):
 
         frames = torch.stack([padded(t.frames) for t in tracks])
         probs = torch.stack([padded(t.probs) for t in tracks])
-        target = self._targets.clone()
         confidence = probs.gather(2, target[:, None, None].expand(-1, length, 1)).squeeze(2)
         return CounterfactualResult(
             method=method, threshold=float(self._settings["threshold"]), interrupted=interrupted, x=self.x,
@@ -586,17 +459,6 @@ class CounterfactualExplorer(Explorer):
         return self._result("pixel")
 
     @property
-    def predicted(self) -> torch.Tensor:
-        """(N,) each input's predicted class."""
-        return self._source.clone()
-
-    @property
-    def targets(self) -> torch.Tensor:
-        """(N,) each input's target class (runner-ups resolved)."""
-        with self._lock:
-            return self._targets.clone()
-
-    @property
     def row_status(self) -> dict[str, list[str]]:
         """Per method, each input's search state: "queued", "running", "done" or "stopped"."""
         with self._lock:
@@ -606,10 +468,7 @@ class CounterfactualExplorer(Explorer):
     def to_figure(self, figsize: tuple[float, float] | None = None):
         """A matplotlib Figure of the current view: the input; per method the frame on show,
         ``|x - x'|`` and the class probabilities; the confidence curves with the position marked."""
-        from matplotlib.colors import LinearSegmentedColormap
         from matplotlib.figure import Figure
-
-        difference_cmap = LinearSegmentedColormap.from_list("crosslens-difference", SEQUENTIAL_STOPS)
 
         n = self.index
         with self._lock:
@@ -629,10 +488,9 @@ class CounterfactualExplorer(Explorer):
         axis.imshow(picture(x), cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
         axis.set_title(f"input x ({self._class_names[source]})", fontsize=10)
         curve = fig.add_subplot(grid[:, 4])
-        positions = np.arange(self._num_classes)
         for r, method in enumerate(self._methods):
             frame_axis, diff_axis, bars = (fig.add_subplot(grid[r, c]) for c in (1, 2, 3))
-            color = LATENT_COLOR if method == "latent" else PIXEL_COLOR
+            color = PALETTE["methods"][method]
             if shown[method] is None:
                 frame_axis.set_title(f"{method}: not computed", fontsize=10)
                 for a in (frame_axis, diff_axis, bars):
@@ -643,17 +501,10 @@ class CounterfactualExplorer(Explorer):
             frame_axis.imshow(picture(track.frames[i]), cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
             frame_axis.set_title(f"{method}, step {step}", fontsize=10, color=color)
             difference = (x - track.frames[i]).abs().reshape(channels, height, width).mean(0).numpy()
-            image = diff_axis.imshow(difference, cmap=difference_cmap, vmin=0, vmax=limit, interpolation="nearest")
+            image = diff_axis.imshow(difference, cmap=colormap("sequential"), vmin=0, vmax=limit, interpolation="nearest")
             diff_axis.set_title("|x − x′|", fontsize=10)
             fig.colorbar(image, ax=diff_axis, shrink=0.8)
-            probs = track.probs[i].numpy()
-            colors = ["#9e9e9e"] * self._num_classes
-            colors[source], colors[target] = "#1976d2", "#ef6c00"
-            bars.barh(positions, probs, color=colors)
-            bars.set_yticks(positions, self._class_names, fontsize=7)
-            bars.invert_yaxis()
-            bars.set_xlim(0, 1)
-            bars.spines[["top", "right"]].set_visible(False)
+            self._draw_probabilities(bars, track.probs[i].numpy(), source, target, fontsize=7)
             for a in (frame_axis, diff_axis):
                 a.set_xticks([])
                 a.set_yticks([])
@@ -670,10 +521,7 @@ class CounterfactualExplorer(Explorer):
         curve.set_title(f"p({self._class_names[target]})", fontsize=10)
         curve.legend(frameon=False, fontsize=9)
         curve.spines[["top", "right"]].set_visible(False)
-        fig.suptitle(
-            f"input {n}: predicted {self._class_names[source]} → target {self._class_names[target]}"
-            " (Dombrowski et al. 2024)", fontsize=11,
-        )
+        self._suptitle(fig, n, "Dombrowski et al. 2024")
         return fig
 
 

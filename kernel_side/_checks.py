@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "check_architecture", "check_classifier", "check_generator", "check_inputs", "check_int", "check_interval",
+    "check_architecture", "check_choice", "check_classifier", "check_generator", "check_inputs", "check_int",
+    "check_interval",
     "check_invertible_classifier", "check_real", "check_targets",
 ]
 
@@ -47,6 +48,16 @@ def check_real(value, name: str, low: float = -math.inf, high: float = math.inf,
             right = "]" if closed in ("high", "both") else ")"
             expected = f"a finite number in {left}{low:g}, {high:g}{right}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def check_choice(value, name: str, options) -> str:
+    """``value``, one of the strings ``options``."""
+    options = tuple(options)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {options} (a string), got {type(value).__name__} {value!r}")
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 
 

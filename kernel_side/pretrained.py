@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ._checks import check_choice
 from .data import load_digits_split, load_lifted_moons_split, load_moons_split
 from .metrics import bits_per_dim
 from .models.classifiers import ConvClassifier, MLPClassifier
@@ -104,9 +105,7 @@ def weights_dir() -> Path:
 
 
 def _check_name(name: str) -> Recipe:
-    if name not in PRETRAINED:
-        raise ValueError(f"name must be one of {sorted(PRETRAINED)}, got {name!r}")
-    return PRETRAINED[name]
+    return PRETRAINED[check_choice(name, "name", sorted(PRETRAINED))]
 
 
 def load_pretrained(name: str) -> nn.Module:

@@ -3,9 +3,6 @@ target recomputation, clear errors, static figures, and the inlined front-end mo
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ import traitlets
 from matplotlib.figure import Figure
 
 from crosslens import BoundaryExplorer, kernel_side as ks
-from crosslens import _assets
+from _explorers import assert_bad_targets_refused
 from crosslens.payload import read_header, unpack
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -155,15 +152,8 @@ def test_target_change_recomputes_with_busy_and_sends_a_new_payload(digits):
 
 def test_bad_target_raises_and_keeps_the_previous_state(digits):
     explorer = fresh(digits)
-    explorer.t, explorer.index = 1.5, 1
-    payload, target = explorer.payload, explorer.target
-    with pytest.raises(ValueError, match=r"target must be None or a class index in \[0, 9\], got 99"):
-        explorer.target = 99
-    with pytest.raises(ValueError, match="target must differ from the predicted class"):
-        explorer.target = int(explorer.predicted[1])
-    with pytest.raises(traitlets.TraitError, match="target"):
-        explorer.target = "3"
-    assert explorer.payload is payload and explorer.target == target
+    explorer.t = 1.5
+    assert_bad_targets_refused(explorer, 1)
     assert (explorer.t, explorer.index) == (1.5, 1)
 
 
@@ -245,19 +235,3 @@ def test_to_figure_returns_a_figure_for_both_kinds(digits_explorer, moons_explor
 
 
 # ---- front-end module --------------------------------------------------------------------
-def test_inlined_module_has_no_imports_or_html_injection_and_parses(tmp_path):
-    esm = BoundaryExplorer._esm
-    assert not _assets._ANY_IMPORT.search(esm)  # no import left, not even a dynamic one
-    assert esm.count("export default") == 1 and not re.search(r"^export (?!default)", esm, re.M)
-    for source in [esm] + [p.read_text() for p in JS_DIR.glob("*.js")]:
-        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|https?://", source)
-    order = _assets.module_order("boundary_explorer.js")
-    assert order[-1] == "boundary_explorer.js" and order.index("colormaps.js") < order.index("draw.js")
-    assert _assets.bundle("boundary_explorer.js") == esm  # deterministic
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    module = tmp_path / "widget.mjs"
-    module.write_text(esm)
-    subprocess.run([node, "--check", str(module)], check=True, capture_output=True, timeout=30)
-

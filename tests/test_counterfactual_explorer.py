@@ -3,9 +3,6 @@ recomputation, position state readable and settable from Python, clear errors.""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 import time
 
 import numpy as np
@@ -14,10 +11,9 @@ import torch
 import traitlets
 from matplotlib.figure import Figure
 
-import crosslens
 from crosslens import CounterfactualExplorer, _explorer, counterfactual_explorer, kernel_side as ks
-from crosslens import _assets
 from crosslens.kernel_side.methods.counterfactuals import latent_counterfactual, pixel_counterfactual
+from _explorers import assert_bad_targets_refused
 from crosslens.payload import read_header, unpack
 
 
@@ -211,21 +207,9 @@ def test_target_change_while_running_drops_the_stale_search(models, x):
 
 def test_bad_target_raises_and_keeps_the_previous_state(models, x, finished):
     explorer = finished
-    explorer.index, explorer.fraction = 1, 0.5
-    payload, target = explorer.payload, explorer.target
-    with pytest.raises(ValueError, match=r"target must be None or a class index in \[0, 9\], got 99"):
-        explorer.target = 99
-    with pytest.raises(ValueError, match="target must differ from the predicted class of input 1"):
-        explorer.target = int(explorer.predicted[1])
-    with pytest.raises(traitlets.TraitError, match="target"):
-        explorer.target = "3"
-    assert explorer.payload is payload and explorer.target == target and not explorer.busy
+    explorer.fraction = 0.5
+    assert_bad_targets_refused(explorer, 1)
     assert (explorer.index, explorer.fraction) == (1, 0.5)
-    sent_error = []
-    explorer.observe(lambda change: sent_error.append(change["new"]), "error")
-    explorer._on_custom_msg(explorer, {"event": "target", "index": 1, "target": 42}, [])  # from the view
-    assert "target" in sent_error[0] and explorer.target == target
-    explorer.set_trait("error", "")
 
 
 # ---- position ------------------------------------------------------------------------------------
@@ -300,21 +284,6 @@ def test_bad_arguments_raise_clear_errors(models, x):
 
 
 # ---- front-end module ----------------------------------------------------------------------------
-def test_inlined_module_is_self_contained_and_parses(tmp_path):
-    esm = CounterfactualExplorer._esm
-    assert not _assets._ANY_IMPORT.search(esm)  # no import left, not even a dynamic one
-    assert esm.count("export default") == 1 and not re.search(r"innerHTML|outerHTML|https?://", esm)
-    order = _assets.module_order("counterfactual_explorer.js")
-    assert order[-1] == "counterfactual_explorer.js" and {"payload.js", "panels.js", "draw.js"} <= set(order)
-    assert crosslens.CounterfactualExplorer is CounterfactualExplorer
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    module = tmp_path / "widget.mjs"
-    module.write_text(esm)
-    subprocess.run([node, "--check", str(module)], check=True, capture_output=True, timeout=30)
-
-
 def test_wait_times_out_while_running(models, x):
     explorer = build(models, x[:1], threshold=0.999999, max_steps=100_000, record_every=50)
     started = time.monotonic()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ import crosslens
 from crosslens import BoundaryExplorer, CounterfactualExplorer, kernel_side as ks
 from crosslens import _assets
 from crosslens.payload import pack, quantized, read_header, unpack
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
 def test_payload_round_trip_keeps_shapes_dtypes_and_values():
@@ -49,6 +54,26 @@ def test_payload_rejects_bad_input_naming_the_array():
         unpack(b"NOPE" + bytes(12))
     with pytest.raises(ValueError, match="dtype"):
         quantized(torch.zeros(2), "int8")
+
+
+@pytest.mark.parametrize("widget", [BoundaryExplorer, CounterfactualExplorer])
+def test_every_view_is_one_self_contained_module_that_parses(widget, tmp_path):
+    esm = widget._esm
+    entry = {BoundaryExplorer: "boundary_explorer.js", CounterfactualExplorer: "counterfactual_explorer.js"}[widget]
+    assert not _assets._ANY_IMPORT.search(esm)  # no import left, not even a dynamic one
+    assert esm.count("export default") == 1 and not re.search(r"^export (?!default)", esm, re.M)
+    for source in [esm] + [p.read_text() for p in JS_DIR.glob("*.js")]:
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|https?://", source)
+    order = _assets.module_order(entry)
+    assert order[-1] == entry and order.index("explorer.js") < order.index(entry)
+    assert order.index("colormaps.js") < order.index("draw.js")
+    assert _assets.bundle(entry) == esm  # deterministic
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    module = tmp_path / "widget.mjs"
+    module.write_text(esm)
+    subprocess.run([node, "--check", str(module)], check=True, capture_output=True, timeout=30)
 
 
 def test_inliner_orders_dependencies_and_rejects_what_it_cannot_inline():

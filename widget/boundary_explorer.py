@@ -24,7 +24,7 @@ from . import _assets, kernel_side as ks
 from ._checks import check_class_names, check_pixel_range, check_requested, image_shape
 from ._explorer import Explorer
 from ._style import CLASS_COLORS, colormap
-from .kernel_side._checks import check_inputs, check_int, check_invertible_classifier
+from .kernel_side._checks import check_choice, check_inputs, check_int, check_invertible_classifier
 from .payload import quantized
 
 __all__ = ["BoundaryExplorer"]
@@ -262,9 +262,7 @@ class BoundaryExplorer(Explorer):
 
     @traitlets.validate("overlay")
     def _valid_overlay(self, proposal):
-        if proposal["value"] not in OVERLAYS:
-            raise ValueError(f"overlay must be one of {OVERLAYS}, got {proposal['value']!r}")
-        return proposal["value"]
+        return check_choice(proposal["value"], "overlay", OVERLAYS)
 
     @traitlets.validate("opacity")
     def _valid_opacity(self, proposal):

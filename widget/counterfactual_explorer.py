@@ -33,6 +33,7 @@ from ._checks import check_class_names, check_pixel_range, check_requested, imag
 from ._explorer import DONE, QUEUED, RUNNING, STATUS_NAMES, STOPPED, Explorer
 from ._style import PALETTE, colormap
 from .kernel_side import CounterfactualResult, latent_counterfactual, pixel_counterfactual
+from .kernel_side._checks import check_choice
 from .payload import quantized
 
 __all__ = ["CounterfactualExplorer"]
@@ -357,9 +358,7 @@ class CounterfactualExplorer(Explorer):
 
     @traitlets.validate("align")
     def _valid_align(self, proposal):
-        if proposal["value"] not in ALIGNS:
-            raise ValueError(f"align must be one of {ALIGNS}, got {proposal['value']!r}")
-        return proposal["value"]
+        return check_choice(proposal["value"], "align", ALIGNS)
 
     # Setting ``fraction`` or ``step`` (even to its current value) also picks the alignment.
     @traitlets.validate("fraction")

@@ -40,7 +40,7 @@ from typing import ClassVar
 
 import torch
 
-from .._checks import check_inputs, check_int, check_invertible_classifier, check_real, check_targets
+from .._checks import check_choice, check_inputs, check_int, check_invertible_classifier, check_real, check_targets
 from .._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks, model_in_dtype
 from ._face import nearest_face_point
 
@@ -150,8 +150,7 @@ def project_to_boundary(model, x, target=None, *, importance_at: str = "input", 
         True
     """
     check_invertible_classifier(model)
-    if importance_at not in IMPORTANCE_POINTS:
-        raise ValueError(f"importance_at must be one of {IMPORTANCE_POINTS}, got {importance_at!r}")
+    check_choice(importance_at, "importance_at", IMPORTANCE_POINTS)
     model = model_in_dtype(model, dtype)
     parameter = model.head.weight
     x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=parameter.device)

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from .._checks import check_architecture, check_int, check_real
+from .._checks import check_architecture, check_choice, check_int, check_real
 from .flows import Flow, coupling_flow
 
 __all__ = ["Generator", "NormalizingFlow", "VAE", "dequantize"]
@@ -204,8 +204,7 @@ class VAE(nn.Module):
     def build(cls, input_shape: tuple[int, ...], latent_dim: int = 8, hidden: int = 128, output: str = "sigmoid",
               seed: int = 0) -> "VAE":
         shape = check_architecture(input_shape, latent_dim=latent_dim, hidden=hidden)
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        check_choice(output, "output", OUTPUTS)
         features = math.prod(shape)
 
         def mlp(width_in: int, width_out: int) -> nn.Sequential:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from .._checks import check_classifier, check_inputs, check_targets
+from .._checks import check_choice, check_classifier, check_inputs, check_targets
 from .loop import FitReport, check_training_settings, train_with_early_stopping
 
 __all__ = ["fit", "random_shifts"]
@@ -75,8 +75,7 @@ def fit(
     The learning rate halves whenever the validation objective stalls for ``patience // 3``
     epochs. Interrupting (Ctrl-C, or the notebook's stop button) keeps the best weights so far.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    check_choice(objective, "objective", OBJECTIVES)
     check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
                             validation_fraction=validation_fraction)
     check_classifier(model, "model", needs=("input_shape", "num_classes"))

@@ -1,5 +1,5 @@
 // @ts-check
-// Decoding of crosslens payloads (written by crosslens/payload.py). Layout, little-endian:
+// Decoding of crosslens payloads (written by crosslens.payload, the module widget/payload.py). Layout, little-endian:
 // "XLP1" | uint32 header length | JSON header | arrays, each on an 8-byte boundary.
 // Quantized arrays hold integers q and decode as min + q * scale.
 

@@ -1,6 +1,6 @@
 """Argument checks shared by every public function of the engine (and the widgets).
 
-One rule (DESIGN.md, "Conventions"): a wrong kind of thing raises a TypeError, a wrong value
+One rule: a wrong kind of thing raises a TypeError, a wrong value
 a ValueError, and the message names the argument, what was expected and what was received,
 so a user never sees a traceback from deep inside torch.
 """

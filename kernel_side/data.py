@@ -1,4 +1,4 @@
-"""The embedded default data sets, split exactly as DESIGN.md fixes them.
+"""The embedded default data sets, each with one fixed train/test split.
 
 Both come with scikit-learn and work offline: ``load_digits`` (1797 8x8 images, values
 0..16) and ``make_moons``. The lifted moons embed the moons in a higher dimension, where

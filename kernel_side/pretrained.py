@@ -1,7 +1,7 @@
 """Shipped models: the recipes that train them and the loader that rebuilds them.
 
 Every weight file under ``weights/`` is produced by :func:`train_pretrained` from a recipe
-below, trained only on the training part of the DESIGN.md splits. Reproduce them with::
+below, trained only on the training part of the fixed splits of :mod:`crosslens.kernel_side.data`. Reproduce them with::
 
     python -m crosslens.kernel_side                  # all of them
     python -m crosslens.kernel_side moons-invertible digits-flow

@@ -10,7 +10,7 @@ from crosslens import kernel_side as ks
 
 @pytest.fixture(scope="module")
 def digits():
-    """The digits split of DESIGN.md: (x_train, y_train, x_test, y_test), loaded once per module."""
+    """The fixed digits split: (x_train, y_train, x_test, y_test), loaded once per module."""
     return ks.load_digits_split()
 
 

@@ -147,9 +147,7 @@ class Explorer(anywidget.AnyWidget):
     def _pack(self) -> bytes:
         lo, hi = self._pixel_range
         meta = {
-            "widget": type(self).__name__,
             "class_names": self._class_names,
-            "input_shape": list(self._input_shape),
             "image_shape": list(image_shape(self._input_shape)),
             "pixel_range": [lo, hi],
             "default_target": self.default_target,

@@ -42,7 +42,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["MAGIC", "Quantized", "quantized", "pack", "unpack", "read_header", "array_nbytes"]
+__all__ = ["MAGIC", "Quantized", "quantized", "pack", "unpack", "read_header"]
 
 MAGIC = b"XLP1"
 VERSION = 1
@@ -186,7 +186,3 @@ def unpack(payload: bytes, dequantize: bool = True) -> tuple[dict[str, np.ndarra
         arrays[name] = array
     return arrays, header["meta"]
 
-
-def array_nbytes(payload: bytes) -> dict[str, int]:
-    """Bytes each array takes in the payload (for size reports)."""
-    return {name: entry["nbytes"] for name, entry in read_header(payload)["arrays"].items()}

@@ -3,7 +3,7 @@
 Given features z, a linear head (W, b) and a pair (i, j), the decision face between i and j
 is ``F = {z' : s_i(z') = s_j(z') >= s_k(z') for every other k}`` with ``s = W z' + b``. It is
 a polyhedron, so the nearest point of F is a small quadratic program (D variables, one
-equality, C - 2 inequalities). [derived, METHODS.md section 1]
+equality, C - 2 inequalities). [derived]
 
 Where the pairwise projection onto ``s_i = s_j`` already keeps i and j on top, it is the
 answer. For the other rows the solver enumerates active sets, batched: for every subset S of the inequalities it

@@ -2,7 +2,7 @@
 
 References:
     Zhuang et al. 2019 (https://arxiv.org/abs/1910.00406) train with cross-entropy alone.
-    Measured here (METHODS.md section 1): cross-entropy alone lets the features grow without
+    Measured here on the digits: cross-entropy alone lets the features grow without
     bound, float32 inversion then fails away from the data and boundary projections become
     noise. The default hybrid objective adds the flow's negative log-likelihood per dimension,
     as in Nalisnick et al., Hybrid models with deep and invertible features, ICML 2019

@@ -206,34 +206,6 @@ def test_without_a_target_each_input_heads_for_its_runner_up(classifier, flow, h
     assert latent_counterfactual(classifier, flow, x, threshold=0.9).success.all()
 
 
-# --- evaluation ---------------------------------------------------------------------------
-
-def test_evaluation_measures(searches, digits):
-    x_train, y_train, _, _ = digits
-    latent = searches[0]
-    report = evaluate(latent, reference_set=(x_train, y_train))
-    change = (latent.x_cf - latent.x).flatten(1)
-    assert torch.allclose(report.l1, change.abs().sum(1)) and torch.allclose(report.l2, change.norm(dim=1))
-    row, target = 7, latent.target[7]
-    brute = (x_train[y_train == target] - latent.x_cf[row]).flatten(1).norm(dim=1).min()
-    assert torch.isclose(report.nearest_target_distance[row], brute, atol=1e-5)
-    summary = report.summary()
-    assert summary["median_bits_per_dim"] is None and summary["oracle_target"] is None
-    assert summary["success_rate"] == latent.success_rate and summary["n"] == 100
-
-
-def test_evaluation_scores_a_boundary_projection_directly(digits):
-    x_train, y_train, x_test, _ = digits
-    projection = ks.project_to_boundary(ks.load_pretrained("digits-invertible"), x_test[:30])
-    report = evaluate(projection, oracle=fit_oracle(x_train, y_train), reference_set=(x_train, y_train))
-    assert report.method == "projection" and report.success is None and report.steps is None
-    assert torch.allclose(report.l2, (projection.x_proj - projection.x).flatten(1).norm(dim=1))
-    assert torch.equal(report.target, projection.target) and report.nearest_target_distance.shape == (30,)
-    assert report.summary()["oracle_target"] is not None
-    with pytest.raises(TypeError, match="result must carry x, source, target and x_cf or x_proj"):
-        evaluate(projection.x)
-
-
 # --- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, error, message", [

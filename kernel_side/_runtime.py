@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
+import weakref
 from typing import Callable, Iterator
 
 import torch
@@ -14,19 +16,36 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype", "
 DEFAULT_CHUNK_SIZE = 8192
 
 
+_MODES_LOCK = threading.Lock()
+_USERS: "weakref.WeakKeyDictionary[nn.Module, list]" = weakref.WeakKeyDictionary()  # module -> [users, own mode]
+
+
 @contextlib.contextmanager
 def evaluating(*models) -> Iterator[None]:
     """Run every ``nn.Module`` among ``models`` in eval mode and give back the modes the user
-    had; anything else (e.g. a generator that is a plain object) is left alone."""
-    modules = [model for model in models if isinstance(model, nn.Module)]
-    modes = [module.training for module in modules]
-    for module in modules:
-        module.eval()
+    had; anything else (e.g. a generator that is a plain object) is left alone.
+
+    Safe for overlapping use (two explorers searching with one model in two threads): each
+    module and submodule counts its users under a lock, the first user saves the module's own
+    mode and the last one restores it, so a model is in eval mode for as long as any search
+    runs and ends in exactly the modes it had, submodule by submodule.
+    """
+    modules = {id(sub): sub for model in models if isinstance(model, nn.Module) for sub in model.modules()}
+    with _MODES_LOCK:
+        for module in modules.values():
+            entry = _USERS.setdefault(module, [0, module.training])
+            entry[0] += 1
+            module.training = False
     try:
         yield
     finally:
-        for module, was_training in zip(modules, modes):
-            module.train(was_training)
+        with _MODES_LOCK:
+            for module in modules.values():
+                entry = _USERS[module]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    module.training = entry[1]
+                    del _USERS[module]
 
 
 def model_in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:

@@ -160,13 +160,17 @@ def _test_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 def train_pretrained(name: str, progress: bool = True) -> tuple[nn.Module, FitReport, dict]:
     """Train the shipped model ``name`` from scratch; return it, its report and test metrics."""
     recipe = _check_name(name)
-    torch.set_num_threads(1)  # deterministic and fastest on small models
     x_train, y_train, x_test, y_test = recipe.load_data()
     model = recipe.model.build(**recipe.build)
-    started = time.perf_counter()
-    report = _train(model, recipe, x_train, y_train, progress)
-    seconds = time.perf_counter() - started
-    metrics = _test_metrics(model, x_test, y_test)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic and fastest on small models; the user's setting comes back after
+    try:
+        started = time.perf_counter()
+        report = _train(model, recipe, x_train, y_train, progress)
+        seconds = time.perf_counter() - started
+        metrics = _test_metrics(model, x_test, y_test)
+    finally:
+        torch.set_num_threads(threads)
     validation = {"val_loss": report.val_loss}
     if report.val_accuracy is not None:
         validation["val_accuracy"] = report.val_accuracy

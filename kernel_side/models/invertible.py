@@ -56,10 +56,12 @@ class InvertibleClassifier(nn.Module):
         seed: int = 0,
     ) -> "InvertibleClassifier":
         """A fresh model whose feature map is :func:`~crosslens.kernel_side.models.flows.coupling_flow`
-        (``blocks`` affine couplings, each followed by ActNorm) and a linear head."""
-        torch.manual_seed(seed)  # conditioner weights
-        flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))
-        model = cls(flow, num_classes, input_shape)
+        (``blocks`` affine couplings, each followed by ActNorm) and a linear head; ``seed`` seeds
+        its initial weights (the global random state is left untouched)."""
+        with torch.random.fork_rng(devices=[]):  # seeds the weights, never the user's random state
+            torch.manual_seed(seed)
+            flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))
+            model = cls(flow, num_classes, input_shape)
         model.config = {
             "input_shape": list(input_shape),
             "num_classes": int(num_classes),

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "check_architecture", "check_choice", "check_classifier", "check_generator", "check_inputs", "check_int",
-    "check_interval",
+    "check_architecture", "check_choice", "check_classifier", "check_dtype", "check_generator", "check_inputs",
+    "check_int", "check_interval", "check_placement",
     "check_invertible_classifier", "check_real", "check_targets",
 ]
 
@@ -59,6 +59,46 @@ def check_choice(value, name: str, options) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+def check_dtype(dtype, name: str = "dtype") -> torch.dtype | None:
+    """None, or a floating-point ``torch.dtype`` (also given by name: ``"float64"``, ``"torch.float64"``)."""
+    value = dtype
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype.removeprefix("torch."), None)
+    elif dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype such as torch.float64 (or its name), got {type(dtype).__name__}")
+    if dtype is not None and not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise ValueError(f"{name} must be a floating-point dtype such as torch.float64 or 'float64', got {dtype!r}")
+    return value
+
+
+def check_placement(module, name: str) -> tuple[torch.device, torch.dtype] | None:
+    """``(device, dtype)`` where ``module`` computes, or None (not a module, or no parameters).
+
+    Its tensors must hold data (not the ``meta`` device), live on one device, and its floating
+    parameters and buffers share one dtype: anything else fails later deep inside torch.
+    """
+    if not isinstance(module, nn.Module):
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    devices = {tensor.device for tensor in tensors}
+    if any(device.type == "meta" for device in devices):
+        raise ValueError(f"{name} is on the meta device: its parameters hold no data; load its weights first "
+                         f"(e.g. {name}.to_empty(device='cpu') and load_state_dict)")
+    if len(devices) > 1:
+        raise ValueError(f"{name}'s parameters must live on one device, got {sorted(map(str, devices))}; "
+                         f"move it with {name}.to(device)")
+    dtypes = {}
+    for label, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point():
+            dtypes.setdefault(tensor.dtype, label)
+    if len(dtypes) > 1:
+        found = ", ".join(f"{dtype} ({label})" for dtype, label in dtypes.items())
+        raise ValueError(f"{name}'s floating-point parameters must share one dtype, got {found}; "
+                         f"convert it with {name}.to(torch.float32) (or float64)")
+    first = next(iter(module.parameters()), None)
+    return None if first is None else (first.device, first.dtype)
 
 
 def check_interval(pair, name: str) -> tuple[float, float]:
@@ -110,7 +150,9 @@ def check_inputs(x, input_shape: tuple[int, ...], name: str = "x", dtype: torch.
                  device: torch.device | None = None) -> torch.Tensor:
     """Return ``x`` as a float batch of shape (N, *input_shape) on ``device``.
 
-    A single example of shape ``input_shape`` becomes a batch of one.
+    One rule for every public entry point: a single example (of shape ``input_shape``, or
+    flattened) becomes a batch of one, and a batch of flattened inputs (N, D) with D the size
+    of ``input_shape`` takes that shape.
     """
     if not isinstance(x, torch.Tensor):
         try:
@@ -119,12 +161,18 @@ def check_inputs(x, input_shape: tuple[int, ...], name: str = "x", dtype: torch.
             raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__}") from error
     if not (x.is_floating_point() or x.dtype in (torch.int64, torch.int32, torch.uint8)):
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device: it holds no data")
     shape = tuple(input_shape)
-    if tuple(x.shape) == shape:
-        x = x.unsqueeze(0)
+    size = math.prod(shape)
+    if tuple(x.shape) == shape or (x.ndim == 1 and x.numel() == size and len(shape) > 1):
+        x = x.reshape(1, *shape)  # one input
+    elif x.ndim == 2 and x.shape[1] == size and len(shape) > 1:
+        x = x.reshape(len(x), *shape)  # a batch of flattened inputs
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
         raise ValueError(
-            f"{name} must have shape (N, {', '.join(map(str, shape))}) or {shape}, got {tuple(x.shape)}"
+            f"{name} must have shape (N, {', '.join(map(str, shape))}) or (N, {size}) flattened, or be one input, "
+            f"got {tuple(x.shape)}"
         )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: expected at least one input")

@@ -11,7 +11,9 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype", "placement"]
+from ._checks import check_dtype
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype"]
 
 DEFAULT_CHUNK_SIZE = 8192
 
@@ -48,14 +50,13 @@ def evaluating(*models) -> Iterator[None]:
                     del _USERS[module]
 
 
-def model_in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+def model_in_dtype(model: nn.Module, dtype) -> nn.Module:
     """``model`` itself when it already computes in ``dtype`` (or ``dtype`` is None), else a
-    converted copy, so that the user's model is never changed."""
+    converted copy, so that the user's model is never changed. ``dtype`` may be named ("float64")."""
+    dtype = check_dtype(dtype)
     current = next(model.parameters()).dtype
     if dtype is None or dtype == current:
         return model
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point dtype such as torch.float64, got {dtype}")
     return copy.deepcopy(model).to(dtype)
 
 
@@ -65,9 +66,3 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     if x.shape[0] <= chunk_size:
         return fn(x)
     return torch.cat([fn(chunk) for chunk in x.split(chunk_size)])
-
-
-def placement(module) -> tuple[torch.device, torch.dtype] | None:
-    """``(device, dtype)`` of a module's first parameter, or None (no parameters, or not a module)."""
-    tensor = next(module.parameters(), None) if isinstance(module, nn.Module) else None
-    return None if tensor is None else (tensor.device, tensor.dtype)

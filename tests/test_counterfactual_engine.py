@@ -213,7 +213,7 @@ def test_without_a_target_each_input_heads_for_its_runner_up(classifier, flow, h
     ({"target": [1, 2]}, ValueError, "target must be one class index or 3"),
     ({"x": torch.full((3, 1, 8, 8), float("nan"))}, ValueError, "x contains NaN"),
     ({"x": torch.full((3, 1, 8, 8), 2.0)}, ValueError, "x must lie in the clip range"),
-    ({"x": torch.zeros(3, 64)}, ValueError, "x must have shape"),
+    ({"x": torch.zeros(3, 63)}, ValueError, "x must have shape"),
     ({"lr": 0}, ValueError, "lr must be a positive"),
     ({"threshold": 1.0}, ValueError, r"threshold must be a finite number in \(0, 1\)"),
     ({"max_steps": 2.5}, TypeError, "max_steps must be an integer"),

@@ -40,7 +40,9 @@ from typing import ClassVar
 
 import torch
 
-from .._checks import check_choice, check_inputs, check_int, check_invertible_classifier, check_real, check_targets
+from .._checks import (
+    check_choice, check_inputs, check_int, check_invertible_classifier, check_placement, check_real, check_targets,
+)
 from .._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks, model_in_dtype
 from ._face import nearest_face_point
 
@@ -150,6 +152,7 @@ def project_to_boundary(model, x, target=None, *, importance_at: str = "input", 
         True
     """
     check_invertible_classifier(model)
+    check_placement(model, "model")
     check_choice(importance_at, "importance_at", IMPORTANCE_POINTS)
     model = model_in_dtype(model, dtype)
     parameter = model.head.weight
@@ -349,6 +352,7 @@ class BoundaryCurve:
 
 def _check_planar(model) -> None:
     check_invertible_classifier(model)
+    check_placement(model, "model")
     if tuple(model.input_shape) != (2,):
         raise ValueError(f"model must take 2-feature inputs (input_shape (2,)), got input_shape {tuple(model.input_shape)}")
 

@@ -35,15 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import (
-    check_classifier,
-    check_generator,
-    check_inputs,
-    check_int,
-    check_interval,
-    check_real,
+    check_classifier, check_generator, check_inputs, check_int, check_interval, check_placement, check_real,
     check_targets,
 )
-from .._runtime import evaluating, placement
+from .._runtime import evaluating
 from ._search import RowAdam, Trace, check_callbacks, search
 
 __all__ = [
@@ -270,6 +265,12 @@ def _renderer(method, generator, x, clip):
             f"{tuple(codes.shape)}{'' if torch.isfinite(codes).all() else ' with NaN or inf'}; is x in "
             "the generator's data range?"
         )
+    decoded = generator.decode(codes[:1])  # checked once, before the search
+    if tuple(decoded.shape) != (1, *x.shape[1:]):
+        raise ValueError(
+            f"generator.decode(z) must give inputs of the classifier's shape (N, {', '.join(map(str, x.shape[1:]))}), "
+            f"got {tuple(decoded.shape)} for one code; the generator and the classifier must agree on the input shape"
+        )
 
     def render(code):
         decoded = generator.decode(code)
@@ -297,8 +298,8 @@ def _counterfactuals(method, classifier, generator, x, target, *, lr, max_steps,
     check_int(record_every, "record_every", minimum=1)
     check_callbacks(stop, on_progress, progress_every)
     clip = None if clip is None else check_interval(clip, "clip")
-    device, dtype = placement(classifier) or (None, None)
-    generator_placement = placement(generator)
+    device, dtype = check_placement(classifier, "classifier") or (None, None)
+    generator_placement = check_placement(generator, "generator")
     if generator_placement and device is not None and generator_placement != (device, dtype):
         raise ValueError(
             f"generator and classifier must live on one device in one dtype, got generator on "
@@ -361,6 +362,7 @@ def boundary_crossing(classifier, result: CounterfactualResult, generator=None) 
         ([True], True)
     """
     check_classifier(classifier)
+    check_placement(classifier, "classifier")
     if not isinstance(result, CounterfactualResult):
         raise TypeError(f"result must be a CounterfactualResult, got {type(result).__name__}")
     in_latent = generator is not None and result.latents is not None

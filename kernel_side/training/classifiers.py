@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from .._checks import check_choice, check_classifier, check_inputs, check_targets
+from .._checks import check_choice, check_classifier, check_inputs, check_placement, check_targets
 from .loop import FitReport, check_training_settings, train_with_early_stopping
 
 __all__ = ["fit", "random_shifts"]
@@ -79,14 +79,13 @@ def fit(
     check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
                             validation_fraction=validation_fraction)
     check_classifier(model, "model", needs=("input_shape", "num_classes"))
+    device, dtype = check_placement(model, "model")
     if objective == "hybrid" and not (hasattr(model, "features_and_log_prob") and hasattr(model, "head")):
         raise TypeError(
             f"model must be an invertible classifier (features_and_log_prob and head) for objective='hybrid'; "
             f"train a {type(model).__name__} with objective='cross_entropy'"
         )
-    parameter = next(model.parameters())
-    device = parameter.device
-    x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=device)
+    x = check_inputs(x, model.input_shape, "x", dtype=dtype, device=device)
     y = check_targets(y, x.shape[0], model.num_classes, "y").to(device)
     train_idx, val_idx = train_test_split(
         torch.arange(x.shape[0]).numpy(), test_size=validation_fraction,

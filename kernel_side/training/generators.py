@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .._checks import check_inputs
+from .._checks import check_inputs, check_placement
 from ..models.generators import VAE, NormalizingFlow, dequantize
 from .loop import FitReport, check_training_settings, train_with_early_stopping
 
@@ -38,8 +38,8 @@ def _fit(model, x, loss: Callable, *, expected: type, epochs: int, batch_size: i
         raise TypeError(f"model must be a {expected.__name__}, got {type(model).__name__}")
     check_training_settings(epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
                             validation_fraction=validation_fraction)
-    parameter = next(model.parameters())
-    x = check_inputs(x, model.input_shape, "x", dtype=parameter.dtype, device=parameter.device)
+    device, dtype = check_placement(model, "model")
+    x = check_inputs(x, model.input_shape, "x", dtype=dtype, device=device)
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed)).to(x.device)
     val_count = max(1, round(validation_fraction * x.shape[0]))
     if val_count >= x.shape[0]:

@@ -10,8 +10,6 @@ counterfactuals differ from input-space ones).
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits, make_moons
-from sklearn.model_selection import train_test_split
 
 from ._checks import check_inputs, check_int, check_real
 
@@ -37,6 +35,9 @@ def load_digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch
     ``train_test_split(X / 16, y, test_size=0.2, stratify=y, random_state=0)``: 1437 training
     and 360 test images; labels are int64.
     """
+    from sklearn.datasets import load_digits  # imported where used: importing crosslens stays fast
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
         digits.data / 16.0, digits.target, test_size=0.2, stratify=digits.target, random_state=0
@@ -51,6 +52,9 @@ def load_moons_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
     ``make_moons(n_samples=1000, noise=0.2, random_state=0)`` split with
     ``train_test_split(test_size=0.4, random_state=42)``: 600 training, 400 test points.
     """
+    from sklearn.datasets import make_moons
+    from sklearn.model_selection import train_test_split
+
     x, y = make_moons(n_samples=1000, noise=0.2, random_state=0)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.4, random_state=42)
     return _as_tensors(x_train, y_train, x_test, y_test)

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,11 @@ def test_package_exports():
     assert crosslens.CounterfactualExplorer is CounterfactualExplorer
     assert isinstance(crosslens.__version__, str)
     assert json.loads(json.dumps(BoundaryExplorer._esm))  # plain text, serialisable to the front end
+
+
+def test_importing_crosslens_leaves_scikit_learn_scipy_and_matplotlib_for_later():
+    """They cost seconds to import; they are imported where they are used."""
+    code = ("import sys, crosslens; "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,6 @@ import itertools
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
 
 __all__ = ["ENUMERATION_MAX_CLASSES", "nearest_face_point", "nearest_face_point_slsqp"]
 
@@ -111,6 +110,8 @@ def nearest_face_point_slsqp(weight, bias, z, source, target) -> tuple[torch.Ten
 
 
 def _solve_slsqp(normals, offsets, z) -> tuple[torch.Tensor, torch.Tensor]:
+    from scipy.optimize import minimize  # imported where used: importing crosslens stays fast
+
     normals_np = normals.detach().cpu().double().numpy()
     offsets_np = offsets.detach().cpu().double().numpy()
     z_np = z.detach().cpu().double().numpy()

@@ -16,7 +16,6 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from .._checks import check_choice, check_classifier, check_inputs, check_placement, check_targets
@@ -85,6 +84,8 @@ def fit(
             f"model must be an invertible classifier (features_and_log_prob and head) for objective='hybrid'; "
             f"train a {type(model).__name__} with objective='cross_entropy'"
         )
+    from sklearn.model_selection import train_test_split  # imported where used: importing crosslens stays fast
+
     x = check_inputs(x, model.input_shape, "x", dtype=dtype, device=device)
     y = check_targets(y, x.shape[0], model.num_classes, "y").to(device)
     train_idx, val_idx = train_test_split(

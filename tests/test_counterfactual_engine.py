@@ -176,24 +176,38 @@ def test_stop_and_ctrl_c_return_the_partial_result(classifier, flow, hundred):
     assert result.interrupted and int(result.steps.max()) == 3 and result.num_records == 4
 
 
-# --- the first class change ---------------------------------------------------------------
+# --- boundary crossings -------------------------------------------------------------------
 
-def test_boundary_crossings_are_where_the_top_two_tie(searches, classifier, flow):
+@pytest.mark.parametrize("into", ["target", "any"])
+def test_boundary_crossings_are_where_the_top_two_tie(searches, classifier, flow, into):
     latent, pixel = searches
     for result, generator in ((latent, flow), (latent, None), (pixel, None)):
-        crossing = boundary_crossing(classifier, result, generator)
-        assert crossing.found.all()
+        crossing = boundary_crossing(classifier, result, generator, into=into)
+        assert crossing.found[result.success].all()
+        found = crossing.found
         with torch.no_grad():
-            top = classifier(crossing.x).softmax(1).topk(2, dim=1)
+            top = classifier(crossing.x[found]).softmax(1).topk(2, dim=1)
         assert (top.values[:, 0] - top.values[:, 1]).max() < 1e-5
-        assert (crossing.gap < 1e-5).all()
-        assert torch.equal(top.indices.sort(1).values, crossing.classes.sort(1).values)
-        assert torch.equal(crossing.classes[:, 0], result.source)
+        assert (crossing.gap[found] < 1e-5).all()
+        assert torch.equal(top.indices.sort(1).values, crossing.classes[found].sort(1).values)
+        if into == "any":  # where the trajectory first leaves its class
+            assert torch.equal(crossing.classes[:, 0], result.source)
+        else:  # where it first enters the target class
+            assert torch.equal(crossing.classes[found, 1], result.target[found])
         assert ((crossing.position >= 0) & (crossing.position <= result.steps)).all()
         assert (crossing.z is not None) == (generator is not None)
-    crossing = boundary_crossing(classifier, latent, flow)
+    crossing = boundary_crossing(classifier, latent, flow, into=into)
     with torch.no_grad():
         assert (flow.decode(crossing.z).clamp(0, 1) - crossing.x).abs().max() < 1e-6
+
+
+def test_many_latent_paths_pass_a_third_class_before_the_target(searches, classifier, flow):
+    latent = searches[0]
+    first = boundary_crossing(classifier, latent, flow, into="any")
+    into_target = boundary_crossing(classifier, latent, flow, into="target")
+    third = first.classes[:, 1] != latent.target
+    assert 0.2 < third.float().mean() < 1  # the first crossing is often not into the target
+    assert (into_target.position[third] > first.position[third]).all()
 
 
 def test_without_a_target_each_input_heads_for_its_runner_up(classifier, flow, hundred):

@@ -26,8 +26,8 @@ const HELP_IMAGE = "Frames invert z + t (z_p − z) in feature space: t = 0 is t
 const HELP_PLANAR = "Click a point (or use the Point slider) to select it. Its path runs straight across the boundary "
   + "in feature space: solid up to the boundary point ◆ (t = 1), dashed on to the mirror point (t = 2).";
 const OVERLAYS = [
-  { value: "difference", label: "x − frame (what changes)", caption: "x − frame" },
-  { value: "importance", label: "Taylor importance at x", caption: "Importance" },
+  { value: "difference", label: "x − frame (what changes)" },
+  { value: "importance", label: "First-order importance" },
 ];
 
 /**
@@ -143,6 +143,8 @@ function buildImages(shell) {
   ui.original = pixelFigure({ caption: "Input x", role: "original-canvas", shape, size });
   ui.frame = pixelFigure({ caption: "Frame", role: "frame-canvas", shape, size });
   ui.overlay = pixelFigure({ caption: "x − frame", role: "overlay-canvas", shape, size });
+  ui.clipNote = h("div", { className: "xl-note", role: "clip-note", attrs: { hidden: true } });
+  ui.frame.node.appendChild(ui.clipNote);
   ui.legendLow = h("span", { className: "xl-legend-low" });
   ui.legendHigh = h("span", { className: "xl-legend-high" });
   const legend = h("div", { className: "xl-colorbar", role: "overlay-legend" }, [
@@ -228,7 +230,9 @@ function buildOverlayControls(shell) {
     role: "overlay-select", label: "Overlay map", signal: shell.signal,
     onChange: (v) => { state.overlay = v; syncs.overlay.push(v); shell.redraw(); },
   });
-  setOptions(ui.overlaySelect, OVERLAYS.map(({ value, label }) => ({ value, label })), state.overlay);
+  const at = shell.common.meta.importance_at === "projection" ? "x_p" : "x";
+  setOptions(ui.overlaySelect, OVERLAYS.map(({ value, label }) => ({
+    value, label: value === "importance" ? `${label} (Taylor at ${at})` : label })), state.overlay);
   ui.opacitySlider = rangeControl({
     role: "opacity-slider", label: "Overlay opacity", count: 21, value: Math.round(state.opacity * 20),
     signal: shell.signal,
@@ -287,8 +291,18 @@ function drawImages(shell, n, k, a, ti) {
   }
   const overlay = meanImage(signed, shape, (v) => palette.diverging(v, limit));
   drawImageData(ui.overlay.canvas, blend(lighten(base, 0.55), overlay, state.opacity));
-  ui.overlay.label.textContent = (OVERLAYS.find((o) => o.value === state.overlay) || OVERLAYS[0]).caption;
+  ui.overlay.label.textContent = state.overlay === "importance"
+    ? `Importance · first order misses ${Math.round(100 * valueAt(arrays.taylor_residual, [n]))} % of the score gap`
+    : "x − frame";
   ui.frame.label.textContent = `Frame at t = ${formatNumber(state.t[ti])}`;
+  // an inverted feature point need not be a valid input: say when the picture is clipped
+  const tolerance = arrays.frames.scale / 2; // the payload's resolution
+  let outside = 0;
+  for (const v of frame) if (v < lo - tolerance || v > hi + tolerance) outside++;
+  ui.clipNote.hidden = outside === 0;
+  ui.clipNote.textContent = `${Math.round(100 * outside / frame.length)} % of its pixels lie outside `
+    + `[${formatNumber(lo)}, ${formatNumber(hi)}]: drawn clipped`;
+  shell.root.dataset.frameOutside = String(outside / frame.length);
   ui.legendLow.textContent = `−${formatNumber(limit, 2)}`;
   ui.legendHigh.textContent = `+${formatNumber(limit, 2)}`;
 }

@@ -201,6 +201,33 @@ def test_taylor_importance_approximates_the_logit_gap(digits_model, digits, impo
     assert (projection.taylor_error.abs() / gap.abs()).median() < 0.5
 
 
+def test_importance_is_expanded_at_the_projection_by_default_where_first_order_misses_less(digits_model, digits):
+    at_projection = ks.project_to_boundary(digits_model, digits[2])
+    at_input = ks.project_to_boundary(digits_model, digits[2], importance_at="input")
+    assert at_projection.importance_at == "projection" and at_input.importance_at == "input"
+    gap = at_projection.taylor_error + at_projection.importance.flatten(1).sum(1)
+    torch.testing.assert_close(at_projection.relative_taylor_error, at_projection.taylor_error.abs() / gap.abs())
+    assert at_projection.relative_taylor_error.median() < at_input.relative_taylor_error.median()
+
+
+def test_projections_report_how_much_leaves_the_pixel_range(digits_model, digits):
+    projection = ks.project_to_boundary(digits_model, digits[2])
+    share = projection.out_of_range(0.0, 1.0)
+    manual = ((projection.x_proj < 0) | (projection.x_proj > 1)).flatten(1).float().mean(1)
+    torch.testing.assert_close(share, manual)
+    assert share.mean() > 0.1  # a real effect on digits: a view that clips must say so
+    assert (ks.project_to_boundary(digits_model, digits[2][:3]).out_of_range(-100, 100) == 0).all()
+
+
+def test_the_default_path_holds_the_boundary_and_the_mirror_exactly(digits_model, digits):
+    path = ks.boundary_path(digits_model, digits[2][:8])
+    assert len(path.t) == 65 and {0.0, 1.0, 2.0} <= set(path.t.tolist())
+    on_boundary = path.probs[:, path.t.tolist().index(1.0)]
+    rows = torch.arange(8)
+    tie = on_boundary[rows, path.projection.source] - on_boundary[rows, path.projection.target]
+    assert tie.abs().max() < 1e-4
+
+
 def test_a_single_input_is_a_batch_of_one(digits_model, digits):
     projection = ks.project_to_boundary(digits_model, digits[2][0])
     assert projection.x_proj.shape == (1, 1, 8, 8)

@@ -65,7 +65,7 @@ def test_explorer_sends_one_binary_payload_and_no_number_lists(digits_explorer):
             continue
         assert not (isinstance(value, (list, tuple)) and len(value) > 16), f"{name} holds a list of numbers"
     arrays, meta = unpack(explorer.payload, dequantize=False)
-    n, k, a, steps, c = 8, 2, 9, 64, 10
+    n, k, a, steps, c = 8, 2, 9, 65, 10
     assert meta["kind"] == "image" and meta["class_names"] == [str(i) for i in range(10)]
     assert meta["image_shape"] == [1, 8, 8] and "input_shape" not in meta
     assert arrays["frames"].shape == (n, k, a, steps, 1, 8, 8) and arrays["frames"].dtype == np.uint8
@@ -94,6 +94,29 @@ def test_frame_is_the_path_frame_at_the_nearest_t(digits, digits_explorer):
     shown = torch.from_numpy(arrays["frames"][5, 0, 4, 63])
     inside = (path.frames[5, 63] > -0.5) & (path.frames[5, 63] < 1.5)
     assert (shown - path.frames[5, 63])[inside].abs().max() <= scale / 2 + 1e-5
+
+
+def test_t_one_shows_the_tie_on_the_boundary(digits_explorer):
+    explorer = digits_explorer
+    for row in range(3):
+        explorer.index, explorer.t = row, 1.0
+        probs = explorer.probabilities
+        source, target = int(explorer.predicted[row]), int(explorer.targets[row])
+        assert abs(float(probs[source] - probs[target])) < 1e-3 and float(probs[source]) > 0.45
+    explorer.index, explorer.t = 0, 0.0
+
+
+def test_the_importance_overlay_says_where_it_was_expanded_and_what_it_misses(digits):
+    model, x_train, x = digits
+    for at in ("projection", "input"):
+        explorer = BoundaryExplorer(model, x, reference=x_train, importance_at=at)
+        arrays, meta = unpack(explorer.payload)
+        projection = ks.project_to_boundary(model, x, importance_at=at)
+        assert meta["importance_at"] == at
+        np.testing.assert_allclose(arrays["importance"], projection.importance.numpy(), atol=1e-5)
+        np.testing.assert_allclose(arrays["taylor_residual"], projection.relative_taylor_error.numpy(), rtol=1e-4)
+    with pytest.raises(ValueError, match="importance_at must be one of"):
+        BoundaryExplorer(model, x, importance_at="middle")
 
 
 def test_setting_t_moves_the_frame_and_recomputes_nothing(digits, monkeypatch):
@@ -214,8 +237,8 @@ def test_moons_payload_has_regions_curves_and_every_path(moons, moons_explorer):
     assert meta["kind"] == "planar" and meta["class_names"] == ks.MOONS_CLASS_NAMES
     xmin, xmax, ymin, ymax = meta["bounds"]
     assert xmax - xmin == pytest.approx(ymax - ymin)
-    assert arrays["frames"].shape == (400, 1, 1, 64, 2)
-    assert arrays["probs"].shape == (400, 1, 1, 64, 2)
+    assert arrays["frames"].shape == (400, 1, 1, 65, 2)
+    assert arrays["probs"].shape == (400, 1, 1, 65, 2)
     assert arrays["region_probs"].shape == (200, 200, 2)
     np.testing.assert_allclose(arrays["region_probs"].sum(-1), 1, atol=2 / 255)
     offsets = arrays["curve_offsets"]

@@ -61,8 +61,8 @@ class BoundaryExplorer(Explorer):
         target: None (each input's nearest boundary), one class index for every input, or a
             sequence of N (None or a class index each).
         class_names: C names for the classes (default ``"0" .. "C-1"``).
-        steps: frames per path, t = linspace(0, t_max, steps). An odd ``steps`` with
-            ``t_max = 2`` puts a frame exactly on the boundary.
+        steps: frames per path, t = linspace(0, t_max, steps). The default 65 over [0, 2]
+            holds t = 0, 1 (the boundary) and 2 (the mirror) exactly.
         t_max: end of the path (2.0: the mirror point).
         reference: inputs whose features give the along-boundary directions and, on 2-D
             maps, the background points (e.g. the training set; default: x itself).
@@ -74,8 +74,12 @@ class BoundaryExplorer(Explorer):
             ``linspace(-1, 1, 9)``).
         resolution: decision-region grid size of 2-D maps (default 200).
         pixel_range: (lo, hi) value range shown as white..black (default: the inputs' range).
-        dtype: compute the paths in this dtype (e.g. ``torch.float64``); frames are sent as
-            uint8 and probabilities as uint16 either way.
+        dtype: compute the paths in this dtype (e.g. ``torch.float64`` or ``"float64"``);
+            frames are sent as uint8 and probabilities as uint16 either way.
+        importance_at: where the first-order importance is expanded, ``"projection"`` (x_p,
+            default: no constant term there) or ``"input"`` (x); the view shows the share of
+            the score gap first order misses. Frames outside ``pixel_range`` (inverted
+            feature points need not be valid inputs) are drawn clipped, and the view says so.
 
     Traits (read and set them from Python; the view follows):
         t (float): position across the boundary in [0, t_max]; the nearest frame is shown.
@@ -90,10 +94,11 @@ class BoundaryExplorer(Explorer):
     Example:
         >>> from crosslens import BoundaryExplorer, kernel_side as ks
         >>> model = ks.load_pretrained("digits-invertible")
-        >>> explorer = BoundaryExplorer(model, ks.load_digits_split()[2][:4], steps=16)
-        >>> explorer.t = 1.0
-        >>> tuple(explorer.frame.shape)
-        (1, 8, 8)
+        >>> explorer = BoundaryExplorer(model, ks.load_digits_split()[2][:4])
+        >>> explorer.t = 1.0  # on the boundary: the two classes tie
+        >>> probs, source, target = explorer.probabilities, explorer.predicted[0], explorer.targets[0]
+        >>> tuple(explorer.frame.shape), round(float(probs[source]), 2) == round(float(probs[target]), 2)
+        ((1, 8, 8), True)
     """
 
     _esm = _assets.bundle("boundary_explorer.js")
@@ -105,9 +110,10 @@ class BoundaryExplorer(Explorer):
     overlay = traitlets.Unicode("difference").tag(sync=True)
     opacity = traitlets.Float(0.7).tag(sync=True)
 
-    def __init__(self, model, x, target=None, class_names=None, steps: int = 64, t_max: float = 2.0,
+    def __init__(self, model, x, target=None, class_names=None, steps: int = 65, t_max: float = 2.0,
                  reference=None, *, n_directions: int | None = None, amounts=None, resolution: int = 200,
-                 pixel_range: tuple[float, float] | None = None, dtype: torch.dtype | None = None, **unknown):
+                 pixel_range: tuple[float, float] | None = None, dtype=None, importance_at: str = "projection",
+                 **unknown):
         self._reject_unknown(unknown)
         check_invertible_classifier(model)
         self._model = model
@@ -118,7 +124,7 @@ class BoundaryExplorer(Explorer):
         self._x = _as_cpu(check_inputs(x, self._input_shape, "x"))
         self._reference = None if reference is None else _as_cpu(check_inputs(reference, self._input_shape, "reference"))
         self._requested = check_requested(target, len(self._x), self._num_classes)
-        self._steps, self._t_max, self._dtype = steps, t_max, dtype
+        self._steps, self._t_max, self._dtype, self._importance_at = steps, t_max, dtype, importance_at
         self._n_directions = self._check_n_directions(n_directions)
         self._amounts = amounts
         self._pixel_range = check_pixel_range(pixel_range, self._x)
@@ -164,16 +170,18 @@ class BoundaryExplorer(Explorer):
                 result = ks.boundary_sweep(
                     self._model, x, target, reference=self._x if self._reference is None else self._reference,
                     n_directions=self._n_directions, amounts=self._amounts, steps=self._steps, t_max=self._t_max,
-                    dtype=self._dtype,
+                    dtype=self._dtype, importance_at=self._importance_at,
                 )
                 frames, probs, amounts = result.frames, result.probs, result.amounts
             else:
-                result = ks.boundary_path(self._model, x, target, steps=self._steps, t_max=self._t_max, dtype=self._dtype)
+                result = ks.boundary_path(self._model, x, target, steps=self._steps, t_max=self._t_max, dtype=self._dtype,
+                                          importance_at=self._importance_at)
                 frames, probs = result.frames[:, None, None], result.probs[:, None, None]
                 amounts = torch.zeros(1)
             projection = result.projection
             fields = {
                 "frames": frames, "probs": probs, "x_proj": projection.x_proj, "importance": projection.importance,
+                "taylor_residual": projection.relative_taylor_error,
                 "source": projection.source, "target": projection.target,
             }
             for name, value in fields.items():
@@ -201,7 +209,7 @@ class BoundaryExplorer(Explorer):
 
     # ---- payload ------------------------------------------------------------------------
     def _meta(self) -> dict:
-        meta = {"kind": "planar" if self._planar else "image"}
+        meta = {"kind": "planar" if self._planar else "image", "importance_at": self._importance_at}
         if self._planar:
             meta["bounds"] = list(self._extras["bounds"])
         return meta
@@ -232,6 +240,7 @@ class BoundaryExplorer(Explorer):
                 "frames": quantized(rows["frames"], "uint8", (lo - margin, hi + margin)),
                 "importance": rows["importance"],
                 "importance_limit": rows["importance"].flatten(1).abs().amax(1).clamp_min(1e-12),
+                "taylor_residual": rows["taylor_residual"],
                 "difference_limit": difference.clamp_min(1e-12),
             })
         return arrays
@@ -364,7 +373,9 @@ class BoundaryExplorer(Explorer):
         picture = self._picture
         x, frame = self._x[n], self._rows["frames"][n, k, a, ti]
         if self.overlay == "importance":
-            signed, title = self._rows["importance"][n], "importance"
+            signed = self._rows["importance"][n]
+            title = (f"importance at {'x_p' if self._importance_at == 'projection' else 'x'} "
+                     f"(misses {100 * float(self._rows['taylor_residual'][n]):.0f} % of the gap)")
         else:
             signed, title = x - frame, "x − frame"
         signed = signed.reshape(channels, height, width).mean(0).numpy()
@@ -373,10 +384,13 @@ class BoundaryExplorer(Explorer):
         axes[0].imshow(picture(x), **gray)
         axes[0].set_title("input x", fontsize=10)
         axes[1].imshow(picture(frame), **gray)
-        axes[1].set_title(f"frame at t = {float(self._t_grid[ti]):.2f}", fontsize=10)
+        outside = float(((frame < lo) | (frame > hi)).float().mean())
+        clipped = f"\n{100 * outside:.0f} % of pixels outside [{lo:g}, {hi:g}], drawn clipped" if outside else ""
+        axes[1].set_title(f"frame at t = {float(self._t_grid[ti]):.2f}{clipped}", fontsize=10 if not outside else 8)
         axes[2].imshow(picture(x), **gray)
-        image = axes[2].imshow(signed, cmap=colormap("diverging"), vmin=-limit, vmax=limit, alpha=self.opacity, interpolation="nearest")
-        axes[2].set_title(title, fontsize=10)
+        image = axes[2].imshow(signed, cmap=colormap("diverging"), vmin=-limit, vmax=limit, alpha=self.opacity,
+                               interpolation="nearest")
+        axes[2].set_title(title, fontsize=10 if self.overlay != "importance" else 8)
         axes[2].figure.colorbar(image, ax=axes[2], shrink=0.8)
         for axis in axes:
             axis.set_xticks([])

@@ -120,3 +120,18 @@ def test_importing_crosslens_leaves_scikit_learn_scipy_and_matplotlib_for_later(
             "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_wheel_ships_the_license_the_views_and_the_weights(tmp_path):
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(repo)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("crosslens-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    for required in ("crosslens/_frontend/explorer.js", "crosslens/_frontend/crosslens.css",
+                     "crosslens/kernel_side/weights/digits-flow.pt", "crosslens/kernel_side/methods/_search.py"):
+        assert required in names, required
+    assert not any(name.startswith(("widget/", "kernel_side/")) for name in names)  # never top-level modules

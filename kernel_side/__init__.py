@@ -39,7 +39,7 @@ from .methods.counterfactuals import (
     latent_counterfactual,
     pixel_counterfactual,
 )
-from .metrics import CounterfactualReport, bits_per_dim, evaluate, fit_oracle
+from .metrics import CounterfactualReport, bits_per_dim, evaluate, fit_oracle, fit_oracles
 from .models.classifiers import ConvClassifier, MLPClassifier
 from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
 from .models.generators import VAE, Generator, NormalizingFlow, dequantize
@@ -57,8 +57,8 @@ __all__ = [
     "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
     "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "VAE",
     "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions", "boundary_path",
-    "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_vae",
-    "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
+    "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles",
+    "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
     "load_pretrained", "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary",
     "random_shifts", "train_pretrained",
 ]

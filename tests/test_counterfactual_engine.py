@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from crosslens import kernel_side as ks
 from crosslens.kernel_side.methods.counterfactuals import boundary_crossing, latent_counterfactual, pixel_counterfactual
-from crosslens.kernel_side.metrics import evaluate, fit_oracle
+from crosslens.kernel_side.metrics import evaluate, fit_oracles
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -72,13 +72,14 @@ def test_latent_and_pixel_searches_reach_the_target(searches, classifier, flow, 
 
 
 def test_latent_counterfactuals_are_real_digits_of_the_target(searches, classifier, flow, digits):
-    """The paper's claim: an independent oracle agrees with latent results, not with pixel ones."""
+    """The paper's claim: independent oracles agree with latent results far more than with pixel ones
+    (by how much depends on the oracle: every one of the standard set is asked)."""
     x_train, y_train, _, _ = digits
-    oracle = fit_oracle(x_train, y_train)
-    latent, pixel = (evaluate(result, flow=flow, oracle=oracle, reference_set=(x_train, y_train)).summary()
+    oracles = fit_oracles(x_train, y_train)
+    latent, pixel = (evaluate(result, flow=flow, oracles=oracles, reference_set=(x_train, y_train)).summary()
                      for result in searches)
-    assert latent["oracle_target"] >= 0.7
-    assert latent["oracle_target"] - pixel["oracle_target"] >= 0.3
+    assert latent["oracle_target"]["svc"] >= 0.7
+    assert all(latent["oracle_target"][name] - pixel["oracle_target"][name] >= 0.3 for name in oracles)
     assert latent["median_bits_per_dim"] < pixel["median_bits_per_dim"]
     assert latent["median_nearest_target_distance"] < pixel["median_nearest_target_distance"]
 

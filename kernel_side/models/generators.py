@@ -156,8 +156,8 @@ def dequantize(flow: NormalizingFlow, x: torch.Tensor, generator: torch.Generato
     (Dinh et al. 2017); x itself when the flow models continuous data (``levels=None``).
 
     Training on dequantised data keeps the density from collapsing onto the discrete values;
-    the mean of :func:`~crosslens.kernel_side.metrics.bits_per_dim` over dequantised inputs is the usual upper bound on the
-    discrete bits per dimension.
+    :func:`~crosslens.kernel_side.metrics.bits_per_dim` averages over such draws of its own
+    (pass it the quantised x, not a dequantised one).
     """
     if flow.levels is None:
         return x

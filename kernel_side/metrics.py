@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_inputs, check_int, check_targets
-from ._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks, placement
+from ._checks import check_choice, check_inputs, check_int, check_placement, check_targets
+from ._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks
 from .models.generators import dequantize
 
 __all__ = ["ORACLES", "CounterfactualReport", "bits_per_dim", "evaluate", "fit_oracle", "fit_oracles"]
@@ -259,7 +259,7 @@ def _oracle_prediction(name: str, oracle, point: torch.Tensor, chunk_size: int) 
         raise ValueError(f"oracles[{name!r}] takes inputs of shape {shape}, "
                          f"got results of shape {tuple(point.shape[1:])}")
     inputs = point.detach().reshape(len(point), *shape)
-    device_dtype = placement(oracle)
+    device_dtype = check_placement(oracle, f"oracles[{name!r}]")
     if device_dtype is not None:
         inputs = inputs.to(*device_dtype)
     with torch.no_grad(), evaluating(oracle):

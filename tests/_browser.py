@@ -171,10 +171,41 @@ def run_in_kernel(page, code: str) -> None:
     )
 
 
+def kernel_output(page, code: str, timeout_ms: int = 30_000) -> str:
+    """Run ``code`` in the notebook's kernel (on the main shell, as a cell would) and return what
+    it printed; raises with the kernel's error if it failed. Reads the kernel's own state, not
+    the view's."""
+    return page.evaluate(
+        """async ([code, timeout]) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code, store_history: false});
+            let out = '', error = null;
+            future.onIOPub = (msg) => {
+                if (msg.header.msg_type === 'stream') out += msg.content.text;
+                else if (msg.header.msg_type === 'error') error = `${msg.content.ename}: ${msg.content.evalue}`;
+            };
+            const timer = new Promise((_, reject) =>
+                setTimeout(() => reject(new Error(`the kernel did not answer within ${timeout} ms`)), timeout));
+            await Promise.race([future.done, timer]);
+            if (error) throw new Error(error);
+            return out;
+        }""",
+        [code, timeout_ms],
+    )
+
+
 def assert_clean_console(log: ConsoleLog) -> None:
     errors = [e for e in log.errors if not any(b in e for b in BENIGN_CONSOLE_ERRORS)]
     assert not log.page_errors, f"uncaught page errors: {log.page_errors}"
     assert not errors, f"browser console errors: {errors}"
+
+
+def assert_kernel_refused_nothing(lab) -> None:
+    """No message from the page was turned away by the kernel: ipykernel logs a request it
+    cannot route ("Cannot handle comm_msg <id>: ...") to the server log and drops it (a Stop
+    button or target select that does nothing)."""
+    refused = [line for line in lab.log_tail(n=100_000).splitlines() if "Cannot handle" in line]
+    assert not refused, "the kernel dropped messages from the page:\n" + "\n".join(refused)
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:

@@ -41,14 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-# Lab user settings written before start: no autosave (never write a notebook), no news,
-# no extension manager (it would query PyPI), and widget comms on the main shell: with
-# JupyterLab 4.6's default "comms over subshells" (one subshell per comm target) and
-# ipykernel 7.4 the kernel dropped every later widget message from the page once the widget
-# manager's control comm had closed and its subshell was deleted (5 of 10 runs here: a
-# Stop button or target select that does nothing, Python view state that no longer follows).
+# Lab user settings written before start: no autosave (never write a notebook), no news, no
+# extension manager (it would query PyPI). Everything else keeps a new user's defaults: the
+# tests must see what users see.
 USER_SETTINGS = {
-    "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings": {"commsOverSubshells": "disabled"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
@@ -342,6 +338,66 @@ _STATE_JS = """
 """
 
 
+def _wait_for_notebook(page) -> None:
+    """Wait until Lab has started and its current widget is a notebook with cells."""
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.content && w.content.widgets.length > 0; }",
+        timeout=60_000,
+    )
+
+
+def save_notebook(page) -> None:
+    """Save the current notebook (as Ctrl+S would) and wait until Lab has written it."""
+    page.evaluate(
+        """async () => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            await window.jupyterapp.commands.execute('docmanager:save');
+            if (panel.context.model.dirty) throw new Error('the notebook is still dirty after saving');
+        }"""
+    )
+
+
+def reload_lab(page, ready_selector: str, count: int, timeout: float = 90.0) -> dict:
+    """Reload the page, as a user would, and wait until Lab has restored the current notebook,
+    reconnected to its (running) kernel and ``count`` elements match ``ready_selector`` again
+    (widget views re-render from the kernel's live comms).
+
+    Should the browser ask whether to leave a page with unsaved changes, the test answers
+    "Leave" (save first to avoid it). Returns ``{"dialogs": [...], "seconds": ...}``.
+    """
+    dialogs: list[str] = []
+
+    def leave(dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        if dialog.type == "beforeunload":
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    start = time.monotonic()
+    page.on("dialog", leave)
+    try:
+        page.reload(wait_until="domcontentloaded", timeout=60_000)
+    finally:
+        page.remove_listener("dialog", leave)
+    _wait_for_notebook(page)
+    page.evaluate(
+        """async () => {
+            const context = window.jupyterapp.shell.currentWidget.sessionContext;
+            await context.ready;
+            if (!context.session || !context.session.kernel) throw new Error('the notebook has no kernel after reload');
+        }"""
+    )
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[ready_selector, count],
+        timeout=timeout * 1000,
+    )
+    return {"dialogs": dialogs, "seconds": round(time.monotonic() - start, 1)}
+
+
 def open_and_run_all(page, lab: JupyterLab, notebook: str, ready_selector: str,
                      timeout: float = 120.0) -> str:
     """Open ``notebook`` in Lab, run all cells, wait for ``ready_selector``.
@@ -350,13 +406,7 @@ def open_and_run_all(page, lab: JupyterLab, notebook: str, ready_selector: str,
     Returns the kernel name used.
     """
     page.goto(lab.url(notebook), wait_until="domcontentloaded", timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w && w.sessionContext && w.content && w.content.widgets.length > 0; }",
-        timeout=60_000,
-    )
+    _wait_for_notebook(page)
     kernel_name = page.evaluate(_RUN_ALL_JS)
     deadline = time.monotonic() + timeout
     while True:

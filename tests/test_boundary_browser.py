@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from _browser import (
-    ARTIFACTS, REPO, assert_clean_console, canvas_data, drag_slider, press_and_expect, read_prob, run_in_kernel,
-    slider_state, slider_track, wait_canvas_change, wait_slider_value,
+    ARTIFACTS, REPO, assert_clean_console, assert_kernel_refused_nothing, canvas_data, drag_slider, press_and_expect,
+    read_prob, run_in_kernel, slider_state, slider_track, wait_canvas_change, wait_slider_value,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
 
@@ -110,6 +110,7 @@ def test_boundary_digits_notebook_in_jupyterlab(lab, page):
     result = exercise_boundary_explorer(page, ARTIFACTS / "boundary_digits.png")
     wait_cells_idle(page, timeout=30)
     assert_clean_console(page.console_log)
+    assert_kernel_refused_nothing(lab)
     # The committed notebook was never touched (only the copy in the server root ran).
     assert nb.read_bytes() == committed, f"{nb} was modified by the browser test"
     print(f"browser test: {result}, {time.monotonic() - t0:.1f}s after server start")

@@ -2,11 +2,15 @@
 
 A small temporary notebook builds two explorers on a few digits: a normal one, and a long
 one (a threshold it hardly reaches, a huge max_steps) that is still streaming when the test
-presses its Stop button. Checks: frames stream in (the state text moves) and Stop ends the
-search, Run again (pressed with the keyboard) starts the stopped searches over; once the normal explorer has finished, dragging the position slider and pressing
-the arrow keys change the frames and the target probability, also while the kernel is busy
-with another request; the target select and the input picker recompute / switch inputs;
-the browser logs no error; a screenshot goes to ``artifacts/counterfactual_explorer.png``.
+presses its Stop button. Lab runs with a new user's settings (comms included). Checks: while
+the long search streams, the notebook is saved and the page reloaded, and the views come back
+from the kernel's live comms; then frames stream in (the state text moves), Stop ends the
+search in Python (read from the kernel, not only from the view), Run again (pressed with the
+keyboard) starts the stopped searches over in Python, and Stop ends them again; once the
+normal explorer has finished, dragging the position slider and pressing the arrow keys change
+the frames and the target probability, also while the kernel is busy with another request;
+the target select and the input picker recompute / switch inputs; the browser logs no error;
+a screenshot goes to ``artifacts/counterfactual_explorer.png``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, canvas_data, drag_slider, press_and_expect, read_prob, run_in_kernel,
-    slider_state, slider_track, wait_canvas_change, wait_slider_value, write_notebook,
+    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, drag_slider, kernel_output,
+    press_and_expect, read_prob, run_in_kernel, slider_state, slider_track, wait_canvas_change, wait_slider_value,
+    write_notebook,
 )
-from _jupyterlab import open_and_run_all, wait_cells_idle
+from _jupyterlab import open_and_run_all, reload_lab, save_notebook, wait_cells_idle
 
 ROOT = '.xl-counterfactual[data-crosslens-ready="true"]'
 SLIDER = 'input[type="range"][data-role="step-slider"]'
@@ -43,8 +48,34 @@ CELLS = [
 pytestmark = pytest.mark.browser
 
 
+def long_run_in_python(page) -> tuple[bool, set[str]]:
+    """``(busy, row states)`` of the long explorer, as the kernel sees them."""
+    out = kernel_output(page, "print(long_run.busy, *{s for states in long_run.row_status.values() for s in states})")
+    busy, *states = out.split()
+    return busy == "True", set(states)
+
+
+def wait_busy(page, root, busy: bool, timeout_ms: int, what: str) -> None:
+    """Wait until the view says the kernel is (not) busy: ``data-busy`` follows the kernel's ``busy``."""
+    try:
+        page.wait_for_function("([el, v]) => el.dataset.busy === v", arg=[root.element_handle(), str(busy).lower()],
+                               timeout=timeout_ms)
+    except Exception:
+        raise AssertionError(f"{what}: the view still says busy={not busy} after {timeout_ms / 1000:g} s") from None
+
+
+def reload_while_streaming(page, root) -> dict:
+    """The reported sequence: while the long search streams the user saves and reloads the page,
+    then (see stop_a_running_explorer) presses Stop. Nothing else may reach the kernel in between:
+    a request of the test would change which request the kernel's threads publish under."""
+    assert root.get_attribute("data-busy") == "true", "the long search finished before the reload"
+    save_notebook(page)
+    return reload_lab(page, ROOT, count=2)
+
+
 def stop_a_running_explorer(page, root) -> dict:
-    """The long explorer streams (its state text moves) until Stop, then stops within seconds."""
+    """The long explorer streams (its state text moves) until Stop, then stops within seconds,
+    in Python too; Run again (keyboard) restarts the stopped searches in Python; Stop again."""
     assert root.get_attribute("data-busy") == "true", "the long search finished before the test could stop it"
     state = root.locator('[data-role="latent-state"]')
     first = state.text_content()
@@ -54,7 +85,9 @@ def stop_a_running_explorer(page, root) -> dict:
     stop = root.locator('[data-role="stop-button"]')
     assert stop.is_visible() and stop.is_enabled()
     stop.click()
-    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=20_000)
+    wait_busy(page, root, False, 10_000, "Stop did not stop the search")
+    busy, python_states = long_run_in_python(page)
+    assert not busy and "stopped" in python_states and python_states <= {"done", "stopped"}, (busy, python_states)
     assert not stop.is_visible(), "the Stop button is still shown after the search stopped"
     states = [root.locator(f'[data-role="{m}-state"]').text_content() for m in ("latent", "pixel")]
     assert any(s.startswith("stopped") for s in states), states
@@ -62,11 +95,15 @@ def stop_a_running_explorer(page, root) -> dict:
     assert rerun.is_visible() and rerun.is_enabled(), "no Run again button after a stop"
     rerun.focus()
     page.keyboard.press("Enter")  # keyboard operable
-    page.wait_for_function("(el) => el.dataset.busy === 'true'", arg=root.element_handle(), timeout=10_000)
+    wait_busy(page, root, True, 10_000, "Run again did not start the stopped searches")
+    busy, rerun_states = long_run_in_python(page)
+    assert busy and rerun_states & {"queued", "running"}, (busy, rerun_states)
     assert not rerun.is_visible(), "Run again is still shown while the searches run"
     stop.click()
-    page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=20_000)
-    return {"streamed": [first, streamed], "after stop": states}
+    wait_busy(page, root, False, 10_000, "Stop did not stop the searches run again")
+    busy, final_states = long_run_in_python(page)
+    assert not busy and "stopped" in final_states, (busy, final_states)
+    return {"streamed": [first, streamed], "after stop": states, "python": sorted(python_states)}
 
 
 def exercise_explorer(page, root, screenshot) -> dict:
@@ -153,10 +190,12 @@ def test_counterfactual_explorer_in_jupyterlab(lab, page, tmp_path):
     open_and_run_all(page, lab, name, ROOT, timeout=180)
     roots = page.locator(ROOT)
     page.wait_for_function(f"() => document.querySelectorAll('{ROOT}').length === 2", timeout=120_000)
+    reloaded = reload_while_streaming(page, roots.nth(1))
     stopped = stop_a_running_explorer(page, roots.nth(1))
     explorer = roots.nth(0)
     page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=explorer.element_handle(), timeout=120_000)
     wait_cells_idle(page, timeout=60)
     result = exercise_explorer(page, explorer, ARTIFACTS / "counterfactual_explorer.png")
     assert_clean_console(page.console_log)
-    print(f"counterfactual browser test: {stopped}, {result}, {time.monotonic() - t0:.1f}s")
+    assert_kernel_refused_nothing(lab)
+    print(f"counterfactual browser test: reload {reloaded}, {stopped}, {result}, {time.monotonic() - t0:.1f}s")

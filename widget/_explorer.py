@@ -12,8 +12,11 @@ What every explorer shares lives here, mirrored by ``js/explorer.js`` in the bro
   and on change asks the subclass to recompute (:meth:`Explorer._retarget`);
 - the status protocol: ``busy``, ``progress``, ``status`` and ``error`` (read-only traits);
 - background jobs with :meth:`~Explorer.stop`, :meth:`~Explorer.wait` and throttled
-  publishing; each job runs in the context of the request that started it (see FACTS on
-  widget messages from threads) and every worker stops and joins at interpreter exit;
+  publishing; each job runs in the context of the request that started it and every worker
+  stops and joins at interpreter exit. (A plain thread has no request of its own: ipykernel 7
+  then sends its widget updates under the request it handled last and routes the page's next
+  messages for that comm to that request's subshell; after a page reload that subshell is
+  gone and the page's Stop never arrives. A thread dying inside torch at exit aborts Python.)
 - the view's requests (custom messages ``target``, ``stop``, ``rerun``), size warnings, and
   the pieces of ``to_figure`` that every explorer draws.
 """

@@ -12,6 +12,7 @@ The fixtures ``lab`` and ``page`` and the page helpers live in ``_browser.py``.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,10 +50,18 @@ def exercise_boundary_explorer(page, screenshot: Path) -> dict:
     assert span > 0, f"slider has an empty range: {start}"
     x_of, y = slider_track(slider)
 
+    # 0. The tutorial put the first digit on the boundary (explorer.t = 1.0, a frame of the
+    # path): the classes tie, and the frame, an inverted feature point, leaves the pixel
+    # range, which the view says instead of silently clipping.
+    assert root.get_attribute("data-t") == "1", root.get_attribute("data-t")
+    note = root.locator('[data-role="clip-note"]')
+    assert note.is_visible() and re.fullmatch(r"\d+ % of its pixels lie outside \[0\.00, 1\.00\]: drawn clipped",
+                                               note.text_content()), note.text_content()
+
     # 1. Drag from t=min toward the right with the mouse.
-    if start["value"] != start["min"]:
-        page.mouse.click(x_of(0.0), y)  # a click on the track's left end sets t to min
-        wait_slider_value(page, slider, f"v === {start['min']}")
+    page.mouse.click(x_of(0.0), y)  # a click on the track's left end sets t to min
+    wait_slider_value(page, slider, f"v === {start['min']}")
+    assert not note.is_visible(), "the input itself lies in the pixel range"
     img0, prob0 = canvas_data(canvas), read_prob(target)
     drag_slider(page, slider, (0.15, 0.3, 0.45, 0.6, 0.75))
     after_drag = slider_state(slider)

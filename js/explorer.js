@@ -4,7 +4,8 @@
 // Stop and Run again for views with background jobs), the status, summary and error lines,
 // the input picker and the target select, wires the model's events, redraws in the next
 // animation frame, marks the root ready once the first frame is drawn, and returns the
-// cleanup. A view supplies its own panels and drawing through a spec (see mountExplorer).
+// cleanup. In a saved page (crosslens._export) the model has no kernel behind it: the
+// controls that need one are disabled and say so. A view supplies its own panels and drawing through a spec (see mountExplorer).
 import { decodePayload } from "./payload.js";
 import { paletteOf } from "./colormaps.js";
 import { connectModel, controlRow, frameScheduler, guardKeys, h, selectControl, setOptions, traitSync } from "./controls.js";
@@ -82,6 +83,7 @@ export function mountExplorer({ model, el }, spec) {
     selectIndex,
     setStatus: (/** @type {string} */ text) => { shell.ui.status.textContent = text; },
   });
+  const offline = Boolean(model.get("_offline")); // a saved page: no kernel behind the model
   let pendingTarget = false;
   let stopping = false;
   let rerunning = false;
@@ -159,8 +161,10 @@ export function mountExplorer({ model, el }, spec) {
       role: "target-select", label: "Target class of the selected input", signal, onChange: requestTarget,
     });
     const panel = h("div", { className: "xl-controls" }, controls);
-    panel.appendChild(controlRow("Target", [ui.targetSelect,
-      h("span", { className: "xl-hint", text: "recomputes this input in the kernel" })]));
+    panel.appendChild(controlRow("Target", [ui.targetSelect, h("span", {
+      className: "xl-hint", role: "target-hint",
+      text: offline ? "needs the live notebook (a saved view)" : "recomputes this input in the kernel",
+    })]));
     root.appendChild(panel);
     root.appendChild(h("p", { className: "xl-help", role: "help", text: spec.help(common) }));
   }
@@ -197,11 +201,11 @@ export function mountExplorer({ model, el }, spec) {
   function updateBusy() {
     const { ui } = shell;
     if (!ui.busy) return;
-    const busy = Boolean(model.get("busy"));
+    const busy = Boolean(model.get("busy")) && !offline;
     if (!busy) stopping = false;
     ui.busy.hidden = !busy && !pendingTarget;
     root.dataset.busy = String(busy);
-    ui.targetSelect.disabled = pendingTarget;
+    ui.targetSelect.disabled = pendingTarget || offline;
     const summary = String(model.get("status") || "");
     ui.summary.textContent = summary;
     ui.summary.hidden = !summary;
@@ -211,7 +215,7 @@ export function mountExplorer({ model, el }, spec) {
       ui.progressFill.style.width = `${progress}%`;
       ui.stop.disabled = stopping || !busy;
       ui.stop.textContent = stopping ? "Stopping…" : "Stop";
-      ui.rerun.hidden = busy || pendingTarget || !(spec.stopped && spec.stopped(shell));
+      ui.rerun.hidden = offline || busy || pendingTarget || !(spec.stopped && spec.stopped(shell));
       ui.rerun.disabled = rerunning;
     }
   }

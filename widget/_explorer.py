@@ -355,6 +355,31 @@ class Explorer(anywidget.AnyWidget):
         with self._lock:
             return self._targets.clone()
 
+    # ---- saving -------------------------------------------------------------------------------
+    def save_html(self, path, *, title: str | None = None):
+        """Write the explorer as ONE self-contained HTML page (view, styles, state and payload
+        inlined; no CDN, no kernel, no network) and return its path. Sliders, pickers and
+        overlays work from disk; controls that need the kernel are shown disabled."""
+        from ._export import saved_page, write_page
+
+        traits = set(type(self).class_trait_names(sync=True)) - set(anywidget.AnyWidget.class_trait_names(sync=True))
+        with self._lock:
+            state = {name: getattr(self, name) for name in sorted(traits - {"_payload"})}
+            payload = self._payload
+        state.update(busy=False, progress=1.0, _offline=True)
+        page = saved_page(title or type(self).__name__, self._esm, self._css, state, payload)
+        return write_page(path, page)
+
+    def save_png(self, path, *, dpi: int = 150):
+        """Write what :meth:`to_figure` draws to a PNG file and return its path."""
+        from pathlib import Path
+
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"path must name a .png file, got {str(path)!r}")
+        self.to_figure().savefig(path, dpi=dpi)
+        return path
+
     # ---- static figures ------------------------------------------------------------------------
     def _picture(self, values: torch.Tensor) -> np.ndarray:
         """One input as matplotlib's ``imshow`` draws it: RGB in [0, 1] for three channels,

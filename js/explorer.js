@@ -244,6 +244,7 @@ export function mountExplorer({ model, el }, spec) {
     const { common, ui } = shell;
     if (!common) return;
     const n = Math.min(shell.index, common.n - 1);
+    const started = performance.now();
     spec.draw(shell, n);
     if (ui.picker) ui.picker.select(n);
     const requested = common.requested[n];
@@ -255,6 +256,8 @@ export function mountExplorer({ model, el }, spec) {
     }));
     setOptions(ui.targetSelect, options, requested < 0 ? "default" : String(requested));
     root.dataset.index = String(n);
+    // for latency probes (benchmarks/bench_view.py): when the last frame was drawn, and its cost
+    Object.assign(root, { crosslensDrawnAt: performance.now(), crosslensDrawMs: performance.now() - started });
     if (!drawn) {
       drawn = true;
       root.dataset.crosslensReady = "true";

@@ -23,6 +23,14 @@ ARTIFACTS = Path(os.environ.get("CROSSLENS_ARTIFACTS", REPO / "artifacts"))
 # Console errors we tolerate, each with the reason. Keep this list empty unless a message
 # is proven to come from JupyterLab itself and not from crosslens.
 BENIGN_CONSOLE_ERRORS: tuple[str, ...] = ()
+# Uncaught page errors we tolerate: (message, a part of its stack), each with the reason.
+BENIGN_PAGE_ERRORS: tuple[tuple[str, str], ...] = (
+    # Notebook 7.6.5's keyboard-shortcuts plugin throws this on every page load, also for a
+    # notebook holding only print(1) with no crosslens code loaded, in a plain `jupyter notebook`
+    # as in the tests' isolated server: its pluginChanged handler reads `.schema` of a plugin
+    # its settings registry does not hold (notebook_core.js, line 501).
+    ("Cannot read properties of undefined (reading 'schema')", "/static/notebook/notebook_core."),
+)
 
 
 def in_ci() -> bool:
@@ -196,7 +204,9 @@ def kernel_output(page, code: str, timeout_ms: int = 30_000) -> str:
 
 def assert_clean_console(log: ConsoleLog) -> None:
     errors = [e for e in log.errors if not any(b in e for b in BENIGN_CONSOLE_ERRORS)]
-    assert not log.page_errors, f"uncaught page errors: {log.page_errors}"
+    page_errors = [e for e in log.page_errors
+                   if not any(e.startswith(message) and where in e for message, where in BENIGN_PAGE_ERRORS)]
+    assert not page_errors, f"uncaught page errors: {page_errors}"
     assert not errors, f"browser console errors: {errors}"
 
 

@@ -1,4 +1,4 @@
-"""Drive a real JupyterLab in a real Chromium (Playwright, sync API) for end-to-end tests.
+"""Drive a real JupyterLab or Notebook 7 in a real Chromium (Playwright, sync API) for end-to-end tests.
 
 Everything lives under one temporary directory: Jupyter config/data/runtime dirs, Lab user
 settings and workspaces, the server's root dir (a *copy* of the notebook, so a committed
@@ -79,10 +79,20 @@ def _pids_mentioning(needle: str) -> list[int]:
     return pids
 
 
-class JupyterLab:
-    """A JupyterLab server in an isolated temporary tree. Use as a context manager."""
+APPS = {  # front end -> (module to run, its app class for command-line settings, notebook URL prefix)
+    "lab": ("jupyterlab", "LabApp", "lab/tree"),
+    "notebook": ("notebook", "JupyterNotebookApp", "notebooks"),
+}
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
-    def __init__(self, startup_timeout: float = 90.0):
+
+class JupyterLab:
+    """A JupyterLab (``app="lab"``) or Notebook 7 (``app="notebook"``) server in an isolated
+    temporary tree, with a new user's settings but for ``theme`` ("light", the default, or
+    "dark"). Use as a context manager."""
+
+    def __init__(self, startup_timeout: float = 90.0, app: str = "lab", theme: str = "light"):
+        self.app, self.theme = app, theme
         self.startup_timeout = startup_timeout
         self.tmp = Path(tempfile.mkdtemp(prefix="crosslens-lab-"))
         self.root = self.tmp / "root"
@@ -116,7 +126,12 @@ class JupyterLab:
                 }
             )
         )
-        for rel, value in USER_SETTINGS.items():
+        settings = dict(USER_SETTINGS)
+        if self.app == "notebook":  # Notebook 7 has no extension manager, and fails on settings of a plugin it lacks
+            settings.pop("@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings", None)
+        if self.theme != "light":
+            settings["@jupyterlab/apputils-extension/themes.jupyterlab-settings"] = {"theme": THEMES[self.theme]}
+        for rel, value in settings.items():
             path = dirs["settings"] / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(value))
@@ -149,10 +164,11 @@ class JupyterLab:
 
     def start(self) -> "JupyterLab":
         env = self._prepare()
+        module, app, _ = APPS[self.app]
         cmd = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            module,
             "--no-browser",
             "--allow-root",
             "--ip=127.0.0.1",
@@ -160,15 +176,18 @@ class JupyterLab:
             "--port-retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
-            "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.user_settings_dir={self.dirs['settings']}",
-            f"--LabApp.workspaces_dir={self.dirs['workspaces']}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly",
+            f"--{app}.expose_app_in_browser=True",
+            f"--{app}.user_settings_dir={self.dirs['settings']}",
+            f"--{app}.workspaces_dir={self.dirs['workspaces']}",
             "--ServerApp.terminals_enabled=False",
             "--MappingKernelManager.cull_idle_timeout=0",
         ]
+        if self.app == "lab":
+            cmd += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                    "--LabApp.extension_manager=readonly"]
+        else:  # Notebook 7's page reads its settings through JupyterLab's server extension
+            cmd += [f"--LabApp.user_settings_dir={self.dirs['settings']}",
+                    f"--LabApp.workspaces_dir={self.dirs['workspaces']}"]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             cmd,
@@ -212,7 +231,7 @@ class JupyterLab:
         return json.loads(raw) if raw else {}
 
     def url(self, notebook: str) -> str:
-        return f"{self.base_url}/lab/tree/{notebook}?token={self.token}"
+        return f"{self.base_url}/{APPS[self.app][2]}/{notebook}?token={self.token}"
 
     def log_tail(self, n: int = 60) -> str:
         try:
@@ -292,7 +311,7 @@ class ConsoleLog:
         self.warnings: list[str] = []
         self.page_errors: list[str] = []
         page.on("console", self._on_console)
-        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("pageerror", lambda exc: self.page_errors.append(f"{exc.message}\n{exc.stack}"))
 
     def _on_console(self, msg) -> None:
         if msg.type == "error":

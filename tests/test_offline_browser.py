@@ -33,8 +33,10 @@ def saved(tmp_path_factory):
     assert counterfactual.wait(120)
     pages = {name: explorer.save_html(folder / f"{name}.html", title=f"{name} explorer")
              for name, explorer in (("boundary", boundary), ("counterfactual", counterfactual))}
-    for name, path in pages.items():
-        print(f"saved {name} explorer: {path.stat().st_size / 1024:.0f} KiB")
+    sizes = "".join(f"saved {name} explorer (4 digits): {path.stat().st_size / 1024:.0f} KiB\n" for name, path in pages.items())
+    print(sizes, end="")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "saved_sizes.txt").write_text(sizes)
     return pages
 
 

@@ -5,10 +5,11 @@ and, in a second output, a CounterfactualExplorer following the same pad. The te
 vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the input itself) is
 classified 1 instead of the blank pad's 2, the counterfactual explorer searched again for the
 new drawing (read from the kernel), and ``pad.value``, read from the kernel, is the bar the
-mouse drew (area averaged as the test computes it). Then the keyboard alone: Tab onto the
-pad, move the cursor, draw a stroke with Space and the arrows, Tab out onto Undo (the canvas
-keeps Tab otherwise), press it, and move the brush slider with the arrow keys. Light theme;
-no console error; a screenshot goes to ``artifacts/drawpad.png``.
+mouse drew (area averaged as the test computes it). After a page reload the pad shows its
+picture again. Then the keyboard alone: Tab onto the pad (a visible focus ring), move the
+cursor, draw a stroke with Space and the arrows, Tab out onto Undo (the canvas keeps Tab
+otherwise), press it, and move the brush slider with the arrow keys. The pad follows the
+light and the dark theme; no console error; screenshots go to ``artifacts/drawpad*.png``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from _browser import ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, kernel_output, write_notebook
-from _jupyterlab import open_and_run_all, wait_cells_idle
+from _jupyterlab import open_and_run_all, reload_lab, save_notebook, wait_cells_idle
 from crosslens.drawpad import stroke_coverage
 
 BOUNDARY = '.xl-boundary[data-crosslens-ready="true"]'
@@ -112,15 +113,28 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     assert followed[:2] == [True, True] and followed[2] == [1], followed
     print("followed:", followed)
 
-    # 2. The keyboard alone.
+    # 2. A page reload: ipycanvas' new views start blank; the pad draws its picture again
+    save_notebook(page)
+    reload_lab(page, BOUNDARY, count=1)
+    canvas = page.locator(PAD_CANVAS)
+    page.wait_for_function(f"(c) => {{ const d = c.getContext('2d').getImageData({4 * scale}, {4 * scale}, 1, 1).data;"
+                           " return d[3] === 255 && d[0] < 50; }", arg=canvas.element_handle(), timeout=10_000)
+    assert page.locator(BOUNDARY).get_attribute("data-frame-class") == "1"
+
+    # 3. The keyboard alone.
     toggle = page.locator(".xl-drawpad button", has_text="Keyboard help")
     toggle.focus()
     page.keyboard.press("Tab")
     page.wait_for_function("() => document.activeElement && document.activeElement.matches('.xl-drawpad canvas')")
+    assert canvas.evaluate("c => getComputedStyle(c).outlineWidth") == "3px", "no visible focus ring on the pad"
     strokes = kernel_json(page, "pad.history_length")
     for key in ["ArrowLeft"] * 4 + ["ArrowUp"] * 4 + [" "] + ["ArrowDown"] * 8 + [" "]:
         page.keyboard.press(key)
     wait_kernel(page, f"pad.history_length == {strokes + 1}", what="the keyboard stroke")
+    page.wait_for_function("() => document.querySelector('[data-role=\"drawpad-status\"]').textContent"
+                           ".includes('cursor at x 2, y 6, pen up')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".xl-drawpad").screenshot(path=str(ARTIFACTS / "drawpad_keyboard.png"))
     page.keyboard.press("Tab")
     page.wait_for_function("() => document.activeElement && document.activeElement.textContent === 'Undo'")
     page.keyboard.press("Enter")
@@ -130,7 +144,7 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     page.keyboard.press("ArrowRight")
     wait_kernel(page, f"pad.brush > {brush}", what="the brush slider moved with the keyboard")
 
-    # 3. Both themes: the pad's frame and text follow JupyterLab's theme variables.
+    # 4. Both themes: the pad's frame and text follow JupyterLab's theme variables.
     wait_kernel(page, "not explorer.busy and not counterfactuals.busy", what="the explorers' last recomputation")
     wait_cells_idle(page, timeout=30)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

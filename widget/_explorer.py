@@ -264,6 +264,13 @@ class Explorer(anywidget.AnyWidget):
         finally:
             self._quiet = False
 
+    def _show_requested(self) -> None:
+        """``target`` shows the selected input's requested target again, without recomputing
+        (after the kernel changed a request, e.g. for a new drawing)."""
+        if self.target != self._requested[self.index]:
+            with self._quietly():
+                self.target = self._requested[self.index]
+
     @traitlets.observe("index")
     def _on_index(self, change):
         if self._ready:

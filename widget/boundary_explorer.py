@@ -60,7 +60,8 @@ class BoundaryExplorer(Explorer):
             inputs (input_shape ``(2,)``) as points on a map of the decision regions. A
             :class:`~crosslens.DrawPad` (or a list mixing pads and inputs) is followed: after
             each drawing the explorer recomputes that input's paths (in the background; see
-            ``busy`` and :meth:`wait`).
+            ``busy`` and :meth:`wait`); a requested target that the new drawing is predicted
+            as falls back to the nearest boundary.
         target: None (each input's nearest boundary), one class index for every input, or a
             sequence of N (None or a class index each).
         class_names: C names for the classes (default ``"0" .. "C-1"``).
@@ -338,9 +339,7 @@ class BoundaryExplorer(Explorer):
                 raise
             self._store_rows(which, computed)
             self._requested = requested
-            if requested[self.index] is None and self.target is not None:
-                with self._quietly():
-                    self.target = None
+            self._show_requested()
             self._publish()
 
     # ---- what the user sees, readable from Python ---------------------------------------

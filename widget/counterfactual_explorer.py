@@ -123,7 +123,8 @@ class CounterfactualExplorer(Explorer):
         x: one input or a batch (N, *input_shape), within ``clip``. A
             :class:`~crosslens.DrawPad` (or a list mixing pads and inputs) is followed: a new
             drawing stops the running searches, and after the pad's ``debounce`` the searches
-            start over for the new drawing (the other inputs' interrupted searches resume).
+            start over for the new drawing (the other inputs' interrupted searches resume); a
+            requested target that the new drawing is predicted as falls back to the runner-up.
         target: None (each input's runner-up: the class the classifier finds second most
             likely), one class index for every input, or a sequence of N (None or an index).
             A target must differ from the input's predicted class.
@@ -356,9 +357,7 @@ class CounterfactualExplorer(Explorer):
                 self._tracks["latent"][row] = _Track.of(start, j)
                 if "pixel" in self._methods:
                     self._tracks["pixel"][row] = replace(_Track.of(probe, j), success=False)
-            if requested[self.index] is None and self.target is not None:
-                with self._quietly():
-                    self.target = None
+            self._show_requested()
             # one batched job per set of methods: the new drawings' rows run every search, the
             # interrupted rows the searches they were in
             plan = {row: set(self._methods) for row in rows}

@@ -263,7 +263,7 @@ class DrawPad(ipywidgets.VBox):
         from ipycanvas import MultiCanvas
 
         height, width, scale = self._height, self._width, self._scale
-        self._caption = f"{height} × {width}" + (f" × {self._channels} channels" if self._channels > 1 else "")
+        self._caption = f"{height} × {width}" + (f", {self._channels} channels" if self._channels > 1 else "")
         self._title = ipywidgets.HTML("<div class='xl-drawpad-title'>Drawing pad</div>",
                                       layout=ipywidgets.Layout(flex="1 1 auto", width="auto"))
         self._help_toggle = ipywidgets.ToggleButton(

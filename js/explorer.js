@@ -103,6 +103,7 @@ export function mountExplorer({ model, el }, spec) {
     }
     spec.load(shell, first);
     if (first) build();
+    else if (shell.ui.picker) shell.ui.picker.update(shell.common.arrays.x, pickerLabels(shell.common));
     // the kernel answers a target or rerun request with a new payload (or an error)
     pendingTarget = false;
     rerunning = false;
@@ -150,8 +151,7 @@ export function mountExplorer({ model, el }, spec) {
     if (spec.picker(common)) {
       ui.picker = inputPicker({
         x: common.arrays.x, shape: common.shape, range: common.range, size: THUMB_SIZE, signal,
-        labels: Array.from({ length: common.n }, (_, i) => `Input ${i + 1}, predicted ${common.names[common.source[i]]}`),
-        onSelect: selectIndex,
+        labels: pickerLabels(common), onSelect: selectIndex,
       });
       root.appendChild(ui.picker.node);
     }
@@ -277,6 +277,16 @@ export function mountExplorer({ model, el }, spec) {
     disconnect();
     root.remove();
   };
+}
+
+/**
+ * The picker's button labels: each input, whether it follows a drawing pad, its predicted class.
+ * @param {Common} common
+ */
+function pickerLabels(common) {
+  const pads = new Set(common.meta.pad_rows || []);
+  return Array.from({ length: common.n }, (_, i) =>
+    `Input ${i + 1}${pads.has(i) ? " (drawing pad)" : ""}, predicted ${common.names[common.source[i]]}`);
 }
 
 /**

@@ -19,16 +19,19 @@ export function pixelFigure({ caption, role, shape, size }) {
 }
 
 /**
- * A strip of thumbnail buttons, one per input; `select(i)` marks input i as pressed.
+ * A strip of thumbnail buttons, one per input; `select(i)` marks input i as pressed and
+ * `update(x, labels)` redraws them (inputs that follow a drawing pad change).
  * @param {{ x: any, shape: ImageShape, range: [number, number], labels: string[],
  *   size: number, signal: AbortSignal, onSelect: (index: number) => void }} options
  */
 export function inputPicker({ x, shape, range, labels, size, signal, onSelect }) {
   const node = h("div", { className: "xl-picker", role: "index-picker", attrs: { "aria-label": "Inputs" } });
+  /** @type {HTMLCanvasElement[]} */
+  const canvases = [];
   const buttons = labels.map((label, i) => {
     const canvas = h("canvas", { className: "xl-thumb-canvas" });
     sizePixelCanvas(canvas, shape.width, shape.height, size);
-    drawImageData(canvas, inputImage(readBlock(x, [i]), shape, range[0], range[1]));
+    canvases.push(canvas);
     const button = h("button", {
       className: "xl-thumb", role: "index-option", attrs: { type: "button", "data-index": i, "aria-label": label },
     }, [canvas]);
@@ -37,9 +40,19 @@ export function inputPicker({ x, shape, range, labels, size, signal, onSelect })
     node.appendChild(button);
     return button;
   });
+  /**
+   * @param {any} values
+   * @param {string[]} names
+   */
+  function update(values, names) {
+    canvases.forEach((canvas, i) => drawImageData(canvas, inputImage(readBlock(values, [i]), shape, range[0], range[1])));
+    buttons.forEach((button, i) => button.setAttribute("aria-label", names[i]));
+  }
+  update(x, labels);
   return {
     node,
     buttons,
+    update,
     /** @param {number} index */
     select(index) {
       buttons.forEach((b, i) => b.setAttribute("aria-pressed", String(i === index)));

@@ -1,6 +1,7 @@
 """crosslens: look inside PyTorch classifiers from a Jupyter notebook.
 
-The widgets live here (``crosslens.BoundaryExplorer``, ``crosslens.CounterfactualExplorer``);
+The widgets live here (``crosslens.BoundaryExplorer``, ``crosslens.CounterfactualExplorer``, and
+``crosslens.DrawPad``, a pad to draw an input on that every explorer can follow);
 the engine that computes every explanation is :mod:`crosslens.kernel_side` (PyTorch only,
 usable without Jupyter).
 
@@ -16,10 +17,11 @@ from importlib.metadata import PackageNotFoundError, version
 from . import kernel_side
 from .boundary_explorer import BoundaryExplorer
 from .counterfactual_explorer import CounterfactualExplorer
+from .drawpad import DrawPad
 
 try:
     __version__ = version("crosslens")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["BoundaryExplorer", "CounterfactualExplorer", "kernel_side", "__version__"]
+__all__ = ["BoundaryExplorer", "CounterfactualExplorer", "DrawPad", "kernel_side", "__version__"]

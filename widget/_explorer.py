@@ -18,7 +18,11 @@ What every explorer shares lives here, mirrored by ``js/explorer.js`` in the bro
   messages for that comm to that request's subshell; after a page reload that subshell is
   gone and the page's Stop never arrives. A thread dying inside torch at exit aborts Python.)
 - the view's requests (custom messages ``target``, ``stop``, ``rerun``), size warnings, and
-  the pieces of ``to_figure`` that every explorer draws.
+  the pieces of ``to_figure`` that every explorer draws;
+- drawing pads (:class:`~crosslens.DrawPad`) as inputs: :meth:`Explorer._take_inputs` reads
+  them, the base observes them, and after a pad's ``debounce`` with no new stroke one
+  background job hands the new drawings to the subclass's :meth:`Explorer._follow` (what a
+  new drawing made obsolete is stopped at once by :meth:`Explorer._interrupt`).
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ import torch
 import traitlets
 
 from . import _assets
-from ._checks import check_class_index, image_shape
+from ._checks import check_class_index, check_pixel_range, image_shape
 from ._style import PALETTE, SOURCE_COLOR, TARGET_COLOR
+from .drawpad import DrawPad
+from .kernel_side._checks import check_inputs
 from .payload import pack
 
 __all__ = ["Explorer", "LARGE_PAYLOAD"]
@@ -54,6 +60,17 @@ QUEUED, RUNNING, DONE, STOPPED = range(len(STATUS_NAMES))
 EXIT_JOIN_SECONDS = 10.0
 
 _LIVE_WORKERS: "weakref.WeakSet[Explorer]" = weakref.WeakSet()
+
+
+class _PadJob:
+    """The background job that brings new drawings in (:meth:`Explorer._follow_pads`); Stop
+    does not drop it, so the explorer never falls behind its pads."""
+
+    def __init__(self, run: Callable[[threading.Event], None]):
+        self._run = run
+
+    def __call__(self, stop: threading.Event) -> None:
+        self._run(stop)
 
 
 @atexit.register
@@ -71,7 +88,10 @@ class Explorer(anywidget.AnyWidget):
     ``_pixel_range``, ``_source`` and ``_targets`` ((N,) predicted and resolved target
     classes) and ``_requested`` (N requested targets, None or a class each), then calls
     ``super().__init__(**traits)``; it implements :meth:`_arrays` (its part of the payload)
-    and :meth:`_retarget` (what a new target for one input recomputes).
+    and :meth:`_retarget` (what a new target for one input recomputes). To accept drawing
+    pads it passes its ``x`` through :meth:`_take_inputs` first and implements
+    :meth:`_follow` (what new drawings recompute), and :meth:`_interrupt` where a new drawing
+    makes running work obsolete.
 
     Traits (shared by every explorer):
         index (int): the selected input.
@@ -98,6 +118,8 @@ class Explorer(anywidget.AnyWidget):
     _quiet = False  # True while ``target`` follows the selected input without recomputing
     _closing = False  # True once the explorer is shut down: nothing is sent to the view any more
     _worker: threading.Thread | None = None
+    _watching = False  # True while the explorer observes its pads
+    _pads: dict[int, DrawPad] = {}  # input row -> the pad it follows (set by _take_inputs)
 
     def __init__(self, **traits):
         self._lock = threading.RLock()
@@ -107,9 +129,14 @@ class Explorer(anywidget.AnyWidget):
         self._stop_event = threading.Event()
         self._failure: BaseException | None = None
         self._last_sent = -math.inf
+        self._pad_rows: set[int] = set()  # rows whose pad changed since the last _follow
+        self._pad_deadline = -math.inf  # when the pads' debounce ends (time.monotonic)
         super().__init__(_payload=self._pack(), **traits)
         self.on_msg(self._on_custom_msg)
         self._ready = True
+        for pad in self._distinct_pads():  # last: a constructor that failed leaves the pads alone
+            pad.observe(self._on_pad_value, "value")
+        self._watching = bool(self._pads)
 
     # ---- constructor helpers ---------------------------------------------------------------
     def _reject_unknown(self, unknown: dict) -> None:
@@ -122,6 +149,55 @@ class Explorer(anywidget.AnyWidget):
                 f"{type(self).__name__}() got unexpected keyword argument(s) "
                 f"{', '.join(map(repr, sorted(unknown)))}; accepted: {', '.join(accepted)}"
             )
+
+    def _take_inputs(self, x, input_shape: tuple[int, ...] | None = None, name: str = "x"):
+        """``x`` with its drawing pads read, remembering which input row follows which pad.
+
+        ``x`` may be a :class:`~crosslens.DrawPad` (one input), or a list or tuple mixing pads
+        and inputs (one input or a batch each, in order); then the result is an (N,
+        *input_shape) tensor (``input_shape``: what the explorer's model takes, default the
+        pads' shape; a pad fits when it has as many values). Anything else is returned as
+        given, for the subclass's own checks.
+        """
+        self._pads = {}
+        if isinstance(x, DrawPad):
+            items, names = [x], [name]
+        elif isinstance(x, (list, tuple)) and any(isinstance(item, DrawPad) for item in x):
+            items, names = list(x), [f"{name}[{i}]" for i in range(len(x))]
+        else:
+            return x
+        pads = [(item, where) for item, where in zip(items, names) if isinstance(item, DrawPad)]
+        if input_shape is None:
+            shapes = sorted({pad.input_shape for pad, _ in pads})
+            if len(shapes) > 1:
+                raise ValueError(f"{name}: the pads draw pictures of different shapes {shapes}; use one shape")
+            shape = shapes[0]
+        else:
+            shape = tuple(int(size) for size in input_shape)
+        for pad, where in pads:
+            if shape == (2,):
+                raise ValueError(f"{where} is a DrawPad, but the model takes 2-feature inputs (points on a map), "
+                                 "not pictures; pass the points as a tensor")
+            if math.prod(pad.input_shape) != math.prod(shape):
+                raise ValueError(
+                    f"{where} is a DrawPad of {pad.input_shape} pictures ({math.prod(pad.input_shape)} values), but "
+                    f"the model takes {shape} inputs ({math.prod(shape)} values); make the pad with DrawPad({shape})")
+        batches = []
+        for item, where in zip(items, names):
+            if isinstance(item, DrawPad):
+                self._pads[sum(len(b) for b in batches)] = item
+                batches.append(item.value.reshape(1, *shape).float())
+            else:
+                batches.append(check_inputs(item, shape, where).detach().to("cpu", torch.float32))
+        return torch.cat(batches)
+
+    def _pixel_range_for(self, pixel_range, x: torch.Tensor) -> tuple[float, float]:
+        """``pixel_range``, or by default one that holds ``x`` and every pad's paper and ink."""
+        if pixel_range is None and self._pads:
+            ranges = [pad.pixel_range for pad in self._pads.values()]
+            pixel_range = (min(min(lo for lo, _ in ranges), float(x.min())),
+                           max(max(hi for _, hi in ranges), float(x.max())))
+        return check_pixel_range(pixel_range, x)
 
     def _warn_if_large(self, size: float, advice: str) -> None:
         """Warn when the payload will be about ``size`` bytes or more; ``advice`` says what to pass."""
@@ -156,6 +232,7 @@ class Explorer(anywidget.AnyWidget):
             "default_target": self.default_target,
             "palette": PALETTE,
             "status_names": list(STATUS_NAMES),
+            "pad_rows": sorted(self._pads),
             **self._meta(),
         }
         requested = [-1 if value is None else value for value in self._requested]
@@ -186,6 +263,13 @@ class Explorer(anywidget.AnyWidget):
             yield
         finally:
             self._quiet = False
+
+    def _show_requested(self) -> None:
+        """``target`` shows the selected input's requested target again, without recomputing
+        (after the kernel changed a request, e.g. for a new drawing)."""
+        if self.target != self._requested[self.index]:
+            with self._quietly():
+                self.target = self._requested[self.index]
 
     @traitlets.observe("index")
     def _on_index(self, change):
@@ -296,12 +380,14 @@ class Explorer(anywidget.AnyWidget):
 
     def stop(self) -> None:
         """Stop the background work now: the running job returns what it computed, queued
-        ones are dropped. Returns at once; :meth:`wait` for the worker to finish."""
+        ones are dropped (not the one that brings a pad's new drawing in). Returns at once;
+        :meth:`wait` for the worker to finish."""
         with self._lock:
             self._stop_event.set()
-            dropped = list(self._jobs)
-            self._jobs.clear()
-            self._on_dropped([job for job, _ in dropped])
+            kept = [entry for entry in self._jobs if isinstance(entry[0], _PadJob) and not self._closing]
+            dropped = [job for job, _ in self._jobs if not isinstance(job, _PadJob)]
+            self._jobs = deque(kept)
+            self._on_dropped(dropped)
 
     def _on_dropped(self, jobs: list[Callable]) -> None:
         """Queued ``jobs`` were dropped by :meth:`stop` (with the lock held)."""
@@ -324,10 +410,56 @@ class Explorer(anywidget.AnyWidget):
             worker.join(timeout)
 
     def close(self) -> None:
-        """Stop the background work, wait for it, and close the widget."""
+        """Stop following the pads, stop the background work, wait for it, and close the widget."""
         if self._ready:  # (a constructor that failed leaves nothing to stop)
+            if self._watching:
+                self._watching = False
+                for pad in self._distinct_pads():
+                    pad.unobserve(self._on_pad_value, "value")
             self._shutdown(EXIT_JOIN_SECONDS)
         super().close()
+
+    # ---- drawing pads as inputs -----------------------------------------------------------------
+    def _distinct_pads(self) -> list[DrawPad]:
+        return list({id(pad): pad for pad in self._pads.values()}.values())
+
+    def _on_pad_value(self, change) -> None:
+        """A pad's drawing changed (a finished stroke, an undo, a clear, a value set from code):
+        stop what it made obsolete now, and follow it once no stroke came for the pad's
+        ``debounce`` seconds, in a background job of this request (the one that changed the pad)."""
+        if self._closing:
+            return
+        pad = change["owner"]
+        with self._lock:
+            self._pad_rows.update(row for row, each in self._pads.items() if each is pad)
+            self._pad_deadline = time.monotonic() + pad.debounce
+            self._interrupt()
+            self._submit(_PadJob(self._follow_pads))
+
+    def _follow_pads(self, stop: threading.Event) -> None:
+        """Wait out the debounce, then hand every changed row's new drawing to :meth:`_follow`.
+        A later change moves the deadline; a job that finds nothing left to do returns."""
+        while not self._closing:
+            with self._lock:
+                remaining = self._pad_deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(remaining, 0.05))
+        with self._lock:
+            rows = sorted(self._pad_rows)
+            self._pad_rows.clear()
+        if self._closing or not rows:
+            return
+        x = torch.stack([self._pads[row].value.reshape(self._input_shape).float() for row in rows])
+        self._follow(rows, x)
+
+    def _interrupt(self) -> None:
+        """A pad changed (with the lock held): stop work its old drawing made obsolete."""
+
+    def _follow(self, rows: list[int], x: torch.Tensor) -> None:
+        """Recompute inputs ``rows``, whose pads now hold ``x`` (len(rows), *input_shape), and
+        publish (in the background worker; a failure is shown and raised by :meth:`wait`)."""
+        raise NotImplementedError
 
     # ---- what the user sees, readable from Python ----------------------------------------------
     @property

@@ -21,7 +21,7 @@ import torch
 import traitlets
 
 from . import _assets, kernel_side as ks
-from ._checks import check_class_names, check_pixel_range, check_requested, image_shape
+from ._checks import check_class_names, check_requested, image_shape
 from ._explorer import Explorer
 from ._style import CLASS_COLORS, colormap
 from .kernel_side._checks import check_choice, check_inputs, check_int, check_invertible_classifier
@@ -57,7 +57,11 @@ class BoundaryExplorer(Explorer):
             ``input_shape``), e.g. ``kernel_side.load_pretrained("digits-invertible")``.
         x: one input of shape ``model.input_shape`` or a batch (N, *input_shape). Images
             (input_shape with 2+ dimensions) are shown as pictures with a picker; 2-feature
-            inputs (input_shape ``(2,)``) as points on a map of the decision regions.
+            inputs (input_shape ``(2,)``) as points on a map of the decision regions. A
+            :class:`~crosslens.DrawPad` (or a list mixing pads and inputs) is followed: after
+            each drawing the explorer recomputes that input's paths (in the background; see
+            ``busy`` and :meth:`wait`); a requested target that the new drawing is predicted
+            as falls back to the nearest boundary.
         target: None (each input's nearest boundary), one class index for every input, or a
             sequence of N (None or a class index each).
         class_names: C names for the classes (default ``"0" .. "C-1"``).
@@ -121,13 +125,13 @@ class BoundaryExplorer(Explorer):
         self._num_classes = int(model.head.out_features)
         self._class_names = check_class_names(class_names, self._num_classes)
         self._planar = self._input_shape == (2,)
-        self._x = _as_cpu(check_inputs(x, self._input_shape, "x"))
+        self._x = _as_cpu(check_inputs(self._take_inputs(x, self._input_shape), self._input_shape, "x"))
         self._reference = None if reference is None else _as_cpu(check_inputs(reference, self._input_shape, "reference"))
         self._requested = check_requested(target, len(self._x), self._num_classes)
         self._steps, self._t_max, self._dtype, self._importance_at = steps, t_max, dtype, importance_at
         self._n_directions = self._check_n_directions(n_directions)
         self._amounts = amounts
-        self._pixel_range = check_pixel_range(pixel_range, self._x)
+        self._pixel_range = self._pixel_range_for(pixel_range, self._x)
         along = 9 if amounts is None else len(torch.as_tensor(amounts).reshape(-1))
         frames = len(self._x) * max(self._n_directions, 1) * (along if self._n_directions else 1) * int(steps)
         self._warn_if_large(frames * (math.prod(self._input_shape) * (4 if self._planar else 1) + 2 * self._num_classes),
@@ -282,25 +286,61 @@ class BoundaryExplorer(Explorer):
 
     def _retarget(self, row: int, new: int | None, old: int | None) -> None:
         """Recompute input ``row``'s paths for ``new`` (synchronously; the view shows busy).
-        A failure puts the old target back, shows the error and raises it."""
-        self.set_trait("busy", True)
-        try:
-            rows = self._compute_rows([row], [new])
-        except Exception as error:
-            with self._quietly():
-                self.target = old
+        A failure puts the old target back, shows the error and raises it. Holds the lock:
+        a drawing followed meanwhile (:meth:`_follow`) waits, and vice versa."""
+        with self._lock:
+            self.set_trait("busy", True)
+            try:
+                rows = self._compute_rows([row], [new])
+            except Exception as error:
+                with self._quietly():
+                    self.target = old
+                with self.hold_sync():
+                    self.set_trait("error", str(error))
+                    self.set_trait("busy", not self._idle.is_set())
+                raise
+            self._store_rows([row], rows)
+            self._requested[row] = new
             with self.hold_sync():
-                self.set_trait("error", str(error))
-                self.set_trait("busy", False)
-            raise
-        for name, value in rows.items():
-            if name in self._rows:
-                self._rows[name][row] = value[0]
-        self._requested[row] = new
-        with self.hold_sync():
-            self._payload = self._pack()
-            self.set_trait("error", "")
-            self.set_trait("busy", False)
+                self._payload = self._pack()
+                self.set_trait("error", "")
+                self.set_trait("busy", not self._idle.is_set())
+
+    def _store_rows(self, which: list[int], computed: dict[str, torch.Tensor]) -> None:
+        """Put freshly computed rows in place: new tensors, so a reader never sees half of them."""
+        rows = {name: value.clone() for name, value in self._rows.items()}
+        for name, value in computed.items():
+            if name in rows:
+                rows[name][which] = value
+        self._rows = rows
+        self._source, self._targets = rows["source"], rows["target"]
+
+    def _follow(self, rows: list[int], x: torch.Tensor) -> None:
+        """New drawings for inputs ``rows``: recompute their paths (all inputs' when the along
+        directions come from the inputs themselves). A requested target that the new drawing
+        is already predicted as falls back to the nearest boundary."""
+        with self._lock:  # serialised with _retarget
+            previous = self._x
+            self._x = previous.clone()
+            self._x[rows] = x.to(self._x)
+            which = list(range(len(self._x))) if self._reference is None and self._n_directions > 0 else rows
+            requested = list(self._requested)
+            try:
+                try:
+                    computed = self._compute_rows(which, [requested[r] for r in which])
+                except ValueError as error:  # the drawing is now predicted as its requested target
+                    if not str(error).startswith("target must differ"):
+                        raise
+                    for row in rows:
+                        requested[row] = None
+                    computed = self._compute_rows(which, [requested[r] for r in which])
+            except Exception:
+                self._x = previous
+                raise
+            self._store_rows(which, computed)
+            self._requested = requested
+            self._show_requested()
+            self._publish()
 
     # ---- what the user sees, readable from Python ---------------------------------------
     def _position(self) -> tuple[int, int, int, int]:

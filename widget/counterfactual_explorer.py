@@ -29,7 +29,7 @@ import torch
 import traitlets
 
 from . import _assets
-from ._checks import check_class_names, check_pixel_range, check_requested, image_shape, is_one_target
+from ._checks import check_class_names, check_requested, image_shape, is_one_target
 from ._explorer import DONE, QUEUED, RUNNING, STATUS_NAMES, STOPPED, Explorer
 from ._style import PALETTE, colormap
 from .kernel_side import CounterfactualResult, latent_counterfactual, pixel_counterfactual
@@ -120,7 +120,11 @@ class CounterfactualExplorer(Explorer):
             ``kernel_side.load_pretrained("digits-mlp")``.
         generator: a normalizing flow (exact) or a VAE with ``encode``/``decode``, e.g.
             ``kernel_side.load_pretrained("digits-flow")``.
-        x: one input or a batch (N, *input_shape), within ``clip``.
+        x: one input or a batch (N, *input_shape), within ``clip``. A
+            :class:`~crosslens.DrawPad` (or a list mixing pads and inputs) is followed: a new
+            drawing stops the running searches, and after the pad's ``debounce`` the searches
+            start over for the new drawing (the other inputs' interrupted searches resume); a
+            requested target that the new drawing is predicted as falls back to the runner-up.
         target: None (each input's runner-up: the class the classifier finds second most
             likely), one class index for every input, or a sequence of N (None or an index).
             A target must differ from the input's predicted class.
@@ -178,6 +182,7 @@ class CounterfactualExplorer(Explorer):
         # The engine validates every argument and resolves the default targets: run each
         # search for zero steps (a stop that is already set ends it after evaluating the
         # start). This also gives the first frames.
+        x = self._take_inputs(x, getattr(generator, "input_shape", None))
         halt = threading.Event()
         halt.set()
         with _renamed_lr("pixel_lr"):
@@ -194,7 +199,11 @@ class CounterfactualExplorer(Explorer):
         self._targets = torch.tensor([self._resolved(row, value) for row, value in enumerate(self._requested)])
         start = latent_counterfactual(classifier, generator, x, self._targets, lr=lr, stop=halt, **self._settings)
         self._clip = start.clip
-        self._pixel_range = check_pixel_range(pixel_range if pixel_range is not None else self._clip, self._x)
+        for pad in self._distinct_pads():
+            if self._clip is not None and (pad.pixel_range[0] < self._clip[0] or pad.pixel_range[1] > self._clip[1]):
+                raise ValueError(f"x: a DrawPad with pixel_range {pad.pixel_range} draws values outside clip "
+                                 f"{tuple(self._clip)}; make the pad with pixel_range={tuple(self._clip)}")
+        self._pixel_range = self._pixel_range_for(pixel_range if pixel_range is not None else self._clip, self._x)
         records = max_steps // record_every + 2
         self._warn_if_large(len(self._x) * len(self._methods) * records
                             * (2 * math.prod(self._input_shape) + 2 * num_classes + 4),
@@ -209,6 +218,7 @@ class CounterfactualExplorer(Explorer):
             else [None] * count,
         }
         self._status = {method: [QUEUED] * count for method in METHODS}
+        self._resume: dict[str, set[int]] = {method: set() for method in METHODS}  # rows a new drawing interrupted
         super().__init__(index=0, target=self._requested[0])
         self._search(list(range(count)), self._methods)
 
@@ -308,6 +318,58 @@ class CounterfactualExplorer(Explorer):
                 rows = [row for row, status in enumerate(self._status[method]) if status == STOPPED]
                 if rows:
                     self._search(rows, (method,))
+            self._publish()
+
+    # ---- drawing pads -----------------------------------------------------------------------
+    def _interrupt(self) -> None:
+        """A pad changed: its searches are for a drawing that is gone. Stop them now (and with
+        them the other inputs' running ones, which resume when the new drawing is followed)."""
+        for method in self._methods:
+            self._resume[method].update(row for row, status in enumerate(self._status[method])
+                                        if status in (QUEUED, RUNNING))
+        self.stop()
+
+    def _follow(self, rows: list[int], x: torch.Tensor) -> None:
+        """New drawings for inputs ``rows``: their first frames, predicted classes and default
+        targets, then their searches from the start (and the interrupted ones of other inputs).
+        A requested target that the new drawing is already predicted as falls back to the runner-up."""
+        halt = threading.Event()
+        halt.set()
+        with self._lock:  # zero-step probes (milliseconds): a target chosen meanwhile waits
+            with _renamed_lr("pixel_lr"):
+                probe = pixel_counterfactual(self._classifier, x, lr=self._lrs["pixel"], stop=halt, **self._settings)
+            source, runner_up = probe.source.cpu(), probe.target.cpu()
+            requested = list(self._requested)
+            targets = self._targets.clone()
+            for j, row in enumerate(rows):
+                if requested[row] == int(source[j]):
+                    requested[row] = None
+                targets[row] = int(runner_up[j]) if requested[row] is None else requested[row]
+            start = latent_counterfactual(self._classifier, self._generator, x, targets[rows], lr=self._lrs["latent"],
+                                          stop=halt, **self._settings)
+            self._x = self._x.clone()
+            self._x[rows] = probe.x.detach().cpu().float()
+            self._source, self._runner_up = self._source.clone(), self._runner_up.clone()
+            self._source[rows], self._runner_up[rows] = source, runner_up
+            self._requested, self._targets = requested, targets
+            for j, row in enumerate(rows):
+                self._generation[row] += 1  # results of the old drawing's searches are dropped
+                self._tracks["latent"][row] = _Track.of(start, j)
+                if "pixel" in self._methods:
+                    self._tracks["pixel"][row] = replace(_Track.of(probe, j), success=False)
+            self._show_requested()
+            # one batched job per set of methods: the new drawings' rows run every search, the
+            # interrupted rows the searches they were in
+            plan = {row: set(self._methods) for row in rows}
+            for method in self._methods:
+                for row in self._resume[method]:
+                    plan.setdefault(row, set()).add(method)
+                self._resume[method].clear()
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for row, methods in sorted(plan.items()):
+                groups.setdefault(tuple(m for m in self._methods if m in methods), []).append(row)
+            for methods, members in groups.items():
+                self._search(members, methods)
             self._publish()
 
     # ---- payload ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ recompute, so a digit drawn in several strokes is computed once.
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 from dataclasses import dataclass
@@ -647,7 +648,7 @@ class DrawPad(ipywidgets.VBox):
             parts.append(f"cursor at x {x:g}, y {y:g}, pen {'down' if self._pen == 'keyboard' else 'up'}")
         if self._message:
             parts.append(self._message)
-        text = " · ".join(parts)
+        text = html.escape(" · ".join(parts))
         self._status.value = (f"<div class='xl-drawpad-status' data-role='drawpad-status' aria-live='polite'>"
                               f"{text}</div>")
 

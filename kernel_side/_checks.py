@@ -208,7 +208,8 @@ def check_targets(target, count: int, num_classes: int, name: str = "target") ->
 
 
 def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
-    """Return ``input_shape`` as a tuple of positive ints; every keyword must be a positive int."""
+    """Return ``input_shape`` as a tuple of positive ints; every keyword must be a positive int
+    (``num_classes`` at least 2)."""
     try:
         shape = tuple(input_shape)
     except TypeError as error:
@@ -216,5 +217,5 @@ def check_architecture(input_shape, **sizes: int) -> tuple[int, ...]:
     if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
         raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}")
     for name, value in sizes.items():
-        check_int(value, name, minimum=1)
+        check_int(value, name, minimum=2 if name == "num_classes" else 1)
     return shape

@@ -13,7 +13,7 @@ from torch import nn
 
 from ._checks import check_dtype
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "evaluating", "map_chunks", "model_in_dtype", "seeded"]
 
 DEFAULT_CHUNK_SIZE = 8192
 
@@ -48,6 +48,15 @@ def evaluating(*models) -> Iterator[None]:
                 if entry[0] == 0:
                     module.training = entry[1]
                     del _USERS[module]
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's global random stream seeded with ``seed`` (e.g. to initialise a
+    model's weights), and give the user's stream back untouched afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def model_in_dtype(model: nn.Module, dtype) -> nn.Module:

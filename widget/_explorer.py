@@ -37,7 +37,8 @@ import time
 import warnings
 import weakref
 from collections import deque
-from typing import Callable, ClassVar, Iterator
+from types import MappingProxyType
+from typing import Callable, ClassVar, Iterator, Mapping
 
 import anywidget
 import numpy as np
@@ -119,7 +120,7 @@ class Explorer(anywidget.AnyWidget):
     _closing = False  # True once the explorer is shut down: nothing is sent to the view any more
     _worker: threading.Thread | None = None
     _watching = False  # True while the explorer observes its pads
-    _pads: dict[int, DrawPad] = {}  # input row -> the pad it follows (set by _take_inputs)
+    _pads: Mapping[int, DrawPad] = MappingProxyType({})  # input row -> its pad (an own dict from _take_inputs)
 
     def __init__(self, **traits):
         self._lock = threading.RLock()

@@ -179,14 +179,10 @@ class CounterfactualExplorer(Explorer):
         self._settings = {"threshold": threshold, "max_steps": max_steps, "record_every": record_every, "clip": clip}
         self._lrs = {"latent": lr, "pixel": pixel_lr}
 
-        # The engine validates every argument and resolves the default targets: run each
-        # search for zero steps (a stop that is already set ends it after evaluating the
-        # start). This also gives the first frames.
+        # The engine validates every argument and resolves the default targets (zero-step
+        # searches, which also give the first frames).
         x = self._take_inputs(x, getattr(generator, "input_shape", None))
-        halt = threading.Event()
-        halt.set()
-        with _renamed_lr("pixel_lr"):
-            probe = pixel_counterfactual(classifier, x, lr=pixel_lr, stop=halt, **self._settings)
+        probe = self._search_once("pixel", x)
         self._x = probe.x.detach().cpu().float()
         self._input_shape = tuple(self._x.shape[1:])
         num_classes = probe.probs.shape[-1]
@@ -197,7 +193,7 @@ class CounterfactualExplorer(Explorer):
         for row, value in enumerate(self._requested):
             self._check_target(row, value, "target" if is_one_target(target) else f"target[{row}]")
         self._targets = torch.tensor([self._resolved(row, value) for row, value in enumerate(self._requested)])
-        start = latent_counterfactual(classifier, generator, x, self._targets, lr=lr, stop=halt, **self._settings)
+        start = self._search_once("latent", x, self._targets)
         self._clip = start.clip
         for pad in self._distinct_pads():
             if self._clip is not None and (pad.pixel_range[0] < self._clip[0] or pad.pixel_range[1] > self._clip[1]):
@@ -211,16 +207,34 @@ class CounterfactualExplorer(Explorer):
 
         count = len(self._x)
         self._generation = [0] * count
-        self._tracks: dict[str, list[_Track | None]] = {
-            "latent": [_Track.of(start, row) for row in range(count)],
-            # the probe may have run for other targets: only its frames and probabilities count
-            "pixel": [replace(_Track.of(probe, row), success=False) for row in range(count)] if compare_pixel
-            else [None] * count,
-        }
+        self._tracks: dict[str, list[_Track | None]] = {method: [None] * count for method in METHODS}
+        self._first_tracks(list(range(count)), probe, start)
         self._status = {method: [QUEUED] * count for method in METHODS}
         self._resume: dict[str, set[int]] = {method: set() for method in METHODS}  # rows a new drawing interrupted
         super().__init__(index=0, target=self._requested[0])
         self._search(list(range(count)), self._methods)
+
+    def _search_once(self, method: str, x, target=None, **options) -> CounterfactualResult:
+        """The engine's search of ``method`` on inputs ``x`` with this explorer's settings; with
+        no ``stop`` given, for zero steps (a stop already set ends a search after evaluating its
+        start): the first frames, and the engine's checks and default targets."""
+        if "stop" not in options:
+            options["stop"] = threading.Event()
+            options["stop"].set()
+        arguments = dict(self._settings, lr=self._lrs[method], **options)
+        if method == "latent":
+            return latent_counterfactual(self._classifier, self._generator, x, target, **arguments)
+        with _renamed_lr("pixel_lr"):
+            return pixel_counterfactual(self._classifier, x, target, **arguments)
+
+    def _first_tracks(self, rows: list[int], probe: CounterfactualResult, start: CounterfactualResult) -> None:
+        """The tracks of ``rows`` before their searches: the zero-step latent search ``start``
+        and the pixel ``probe`` (which may have run for other targets: only its frames and
+        probabilities count)."""
+        for j, row in enumerate(rows):
+            self._tracks["latent"][row] = _Track.of(start, j)
+            if "pixel" in self._methods:
+                self._tracks["pixel"][row] = replace(_Track.of(probe, j), success=False)
 
     def _resolved(self, row: int, value: int | None) -> int:
         """The class input ``row`` heads for: ``value``, or the engine's default (the runner-up)."""
@@ -253,13 +267,8 @@ class CounterfactualExplorer(Explorer):
         if not live:
             return
         rows = [row for row, _ in live]
-        arguments = dict(self._settings, lr=self._lrs[method], stop=stop,
-                         on_progress=lambda partial: self._absorb(method, live, partial, final=False))
-        if method == "latent":
-            result = latent_counterfactual(self._classifier, self._generator, self._x[rows], self._targets[rows],
-                                           **arguments)
-        else:
-            result = pixel_counterfactual(self._classifier, self._x[rows], self._targets[rows], **arguments)
+        result = self._search_once(method, self._x[rows], self._targets[rows], stop=stop,
+                                   on_progress=lambda partial: self._absorb(method, live, partial, final=False))
         self._absorb(method, live, result, final=True)
 
     def _absorb(self, method: str, live: list[tuple[int, int]], result: CounterfactualResult, final: bool) -> None:
@@ -333,11 +342,8 @@ class CounterfactualExplorer(Explorer):
         """New drawings for inputs ``rows``: their first frames, predicted classes and default
         targets, then their searches from the start (and the interrupted ones of other inputs).
         A requested target that the new drawing is already predicted as falls back to the runner-up."""
-        halt = threading.Event()
-        halt.set()
         with self._lock:  # zero-step probes (milliseconds): a target chosen meanwhile waits
-            with _renamed_lr("pixel_lr"):
-                probe = pixel_counterfactual(self._classifier, x, lr=self._lrs["pixel"], stop=halt, **self._settings)
+            probe = self._search_once("pixel", x)
             source, runner_up = probe.source.cpu(), probe.target.cpu()
             requested = list(self._requested)
             targets = self._targets.clone()
@@ -345,18 +351,15 @@ class CounterfactualExplorer(Explorer):
                 if requested[row] == int(source[j]):
                     requested[row] = None
                 targets[row] = int(runner_up[j]) if requested[row] is None else requested[row]
-            start = latent_counterfactual(self._classifier, self._generator, x, targets[rows], lr=self._lrs["latent"],
-                                          stop=halt, **self._settings)
+            start = self._search_once("latent", x, targets[rows])
             self._x = self._x.clone()
             self._x[rows] = probe.x.detach().cpu().float()
             self._source, self._runner_up = self._source.clone(), self._runner_up.clone()
             self._source[rows], self._runner_up[rows] = source, runner_up
             self._requested, self._targets = requested, targets
-            for j, row in enumerate(rows):
+            for row in rows:
                 self._generation[row] += 1  # results of the old drawing's searches are dropped
-                self._tracks["latent"][row] = _Track.of(start, j)
-                if "pixel" in self._methods:
-                    self._tracks["pixel"][row] = replace(_Track.of(probe, j), success=False)
+            self._first_tracks(rows, probe, start)
             self._show_requested()
             # one batched job per set of methods: the new drawings' rows run every search, the
             # interrupted rows the searches they were in

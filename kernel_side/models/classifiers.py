@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._checks import check_architecture
+from .._runtime import seeded
 
 __all__ = ["ConvClassifier", "MLPClassifier"]
 
@@ -55,11 +56,8 @@ class MLPClassifier(_Classifier):
     def build(cls, input_shape: tuple[int, ...], num_classes: int, hidden: int = 256, layers: int = 2,
               seed: int = 0) -> "MLPClassifier":
         shape = check_architecture(input_shape, num_classes=num_classes, hidden=hidden, layers=layers)
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         widths = [math.prod(shape)] + [hidden] * layers
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             modules: list[nn.Module] = [nn.Flatten()]
             for width_in, width_out in zip(widths[:-1], widths[1:]):
                 modules += [nn.Linear(width_in, width_out), nn.SiLU()]
@@ -90,13 +88,10 @@ class ConvClassifier(_Classifier):
     def build(cls, input_shape: tuple[int, ...], num_classes: int, channels: int = 32, hidden: int = 128,
               seed: int = 0) -> "ConvClassifier":
         shape = check_architecture(input_shape, num_classes=num_classes, channels=channels, hidden=hidden)
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if len(shape) != 3 or shape[1] % 4 or shape[2] % 4:
             raise ValueError(f"input_shape must be (channels, height, width) with height and width divisible by 4, "
                              f"got {tuple(input_shape)}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             net = nn.Sequential(
                 nn.Conv2d(shape[0], channels, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
                 nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .._checks import check_architecture, check_choice, check_int, check_real
+from .._runtime import seeded
 from .flows import Flow, coupling_flow
 
 __all__ = ["Generator", "NormalizingFlow", "VAE", "dequantize"]
@@ -106,8 +107,7 @@ class NormalizingFlow(nn.Module):
         if levels is not None:
             check_int(levels, "levels (None for continuous data)", minimum=2)
         check_real(clamp, "clamp", 0.0)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             flow = coupling_flow(shape, blocks, hidden, clamp, torch.Generator().manual_seed(seed))
         model = cls(flow, shape, levels)
         model.config = {"input_shape": list(shape), "blocks": blocks, "hidden": hidden, "levels": levels,
@@ -211,8 +211,7 @@ class VAE(nn.Module):
             return nn.Sequential(nn.Linear(width_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, width_out))
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = cls(mlp(features, 2 * latent_dim), mlp(latent_dim, features), shape, latent_dim, output)
         model.config = {"input_shape": list(shape), "latent_dim": latent_dim, "hidden": hidden, "output": output,
                         "seed": seed}

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from .._runtime import seeded
 from .flows import Flow, coupling_flow
 
 __all__ = ["InvertibleClassifier"]
@@ -58,8 +59,7 @@ class InvertibleClassifier(nn.Module):
         """A fresh model whose feature map is :func:`~crosslens.kernel_side.models.flows.coupling_flow`
         (``blocks`` affine couplings, each followed by ActNorm) and a linear head; ``seed`` seeds
         its initial weights (the global random state is left untouched)."""
-        with torch.random.fork_rng(devices=[]):  # seeds the weights, never the user's random state
-            torch.manual_seed(seed)
+        with seeded(seed):  # seeds the weights, never the user's random state
             flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))
             model = cls(flow, num_classes, input_shape)
         model.config = {

@@ -10,7 +10,7 @@ import { readBlock, valueAt } from "./payload.js";
 import { cssColor } from "./colormaps.js";
 import {
   blend, drawAxes, drawImageData, inputImage, lighten, meanImage, niceTicks, pixelImage, shade,
-  sizeVectorCanvas, strokePolyline, themeColor, themeCss,
+  axisStyle, sizeVectorCanvas, strokePolyline, themeColor,
 } from "./draw.js";
 import { controlRow, formatNumber, h, rangeControl, rangeTicks, selectControl, setOptions, traitSync } from "./controls.js";
 import { mountExplorer } from "./explorer.js";
@@ -356,8 +356,7 @@ function drawMap(shell, n, k, a, ti, probs) {
   const ctx = ui.mapCtx;
   const background = themeColor(root, "--jp-layout-color1", [255, 255, 255]);
   const ink = themeColor(root, "--jp-ui-font-color1", [33, 33, 33]);
-  const muted = themeCss(root, "--jp-ui-font-color2", "rgba(0, 0, 0, 0.6)");
-  const frameLine = themeCss(root, "--jp-border-color1", "#bdbdbd");
+  const style = axisStyle(root);
   const { sx, sy, w, h: hgt, xmin, xmax, ymin, ymax } = mapScales(common.meta.bounds);
   ctx.clearRect(0, 0, MAP_CSS_SIZE, MAP_CSS_SIZE);
   ctx.fillStyle = cssColor(background);
@@ -368,7 +367,7 @@ function drawMap(shell, n, k, a, ti, probs) {
   const ticks = (/** @type {number} */ lo, /** @type {number} */ hi) => niceTicks(lo, hi, 5).map(
     (v) => /** @type {[number, string]} */ ([v, formatNumber(v, 1)]));
   drawAxes(ctx, { left: MAP_MARGIN.left, top: MAP_MARGIN.top, width: w, height: hgt }, ticks(xmin, xmax),
-    ticks(ymin, ymax), sx, sy, { font: `11px ${getComputedStyle(root).fontFamily}`, text: muted, line: frameLine });
+    ticks(ymin, ymax), sx, sy, style);
 
   ctx.save();
   ctx.beginPath();

@@ -10,7 +10,7 @@
 // next animation frame; only the target select ("target"), the Stop button ("stop") and the
 // Run again button ("rerun") of the shell talk to the kernel, as custom messages.
 import { readBlock } from "./payload.js";
-import { drawAxes, drawImageData, inputImage, meanImage, niceTicks, sizeVectorCanvas, strokePolyline, themeCss } from "./draw.js";
+import { axisStyle, drawAxes, drawImageData, inputImage, meanImage, niceTicks, sizeVectorCanvas, strokePolyline } from "./draw.js";
 import { controlRow, formatNumber, h, rangeControl, selectControl, setOptions, traitSync } from "./controls.js";
 import { mountExplorer } from "./explorer.js";
 import { pixelFigure, probabilityBars } from "./panels.js";
@@ -371,15 +371,14 @@ function drawCurve(shell, n, target) {
   const xMax = byStep ? Math.max(extent(shell, n), 1) : 1;
   const sx = (/** @type {number} */ v) => box.left + (v / xMax) * box.width;
   const sy = (/** @type {number} */ v) => box.top + (1 - v) * box.height;
-  const muted = themeCss(root, "--jp-ui-font-color2", "rgba(0, 0, 0, 0.6)");
-  const line = themeCss(root, "--jp-border-color1", "#bdbdbd");
-  const ink = themeCss(root, "--jp-ui-font-color1", "rgba(0, 0, 0, 0.87)");
+  const style = axisStyle(root);
+  const { text: muted, ink } = style;
   ctx.clearRect(0, 0, CURVE_WIDTH, CURVE_HEIGHT);
   const xTicks = byStep
     ? niceTicks(0, xMax, 6).filter((v) => Number.isInteger(v)).map((v) => /** @type {[number, string]} */ ([v, String(v)]))
     : [0, 0.25, 0.5, 0.75, 1].map((v) => /** @type {[number, string]} */ ([v, `${Math.round(100 * v)} %`]));
   const yTicks = [0, 0.5, 1].map((v) => /** @type {[number, string]} */ ([v, formatNumber(v, 1)]));
-  drawAxes(ctx, box, xTicks, yTicks, sx, sy, { font: `11px ${getComputedStyle(root).fontFamily}`, text: muted, line });
+  drawAxes(ctx, box, xTicks, yTicks, sx, sy, style);
 
   // the threshold
   ctx.strokeStyle = muted;

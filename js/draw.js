@@ -202,6 +202,20 @@ export function themeCss(el, name, fallback) {
 }
 
 /**
+ * The theme's colors for plot frames: muted text and tick labels, frame lines, ink for
+ * markers, and the font (JupyterLab's variables, with light-theme fallbacks).
+ * @param {Element} root
+ */
+export function axisStyle(root) {
+  return {
+    font: `11px ${getComputedStyle(root).fontFamily}`,
+    text: themeCss(root, "--jp-ui-font-color2", "rgba(0, 0, 0, 0.6)"),
+    line: themeCss(root, "--jp-border-color1", "#bdbdbd"),
+    ink: themeCss(root, "--jp-ui-font-color1", "rgba(0, 0, 0, 0.87)"),
+  };
+}
+
+/**
  * Round tick positions covering [lo, hi], about `count` of them.
  * @param {number} lo
  * @param {number} hi

@@ -161,10 +161,10 @@ export function mountExplorer({ model, el }, spec) {
       role: "target-select", label: "Target class of the selected input", signal, onChange: requestTarget,
     });
     const panel = h("div", { className: "xl-controls" }, controls);
-    panel.appendChild(controlRow("Target", [ui.targetSelect, h("span", {
-      className: "xl-hint", role: "target-hint",
-      text: offline ? "needs the live notebook (a saved view)" : "recomputes this input in the kernel",
-    })]));
+    // meta.target_fixed: why this explorer's targets cannot change (e.g. given counterfactuals)
+    const hint = offline ? "needs the live notebook (a saved view)"
+      : common.meta.target_fixed || "recomputes this input in the kernel";
+    panel.appendChild(controlRow("Target", [ui.targetSelect, h("span", { className: "xl-hint", role: "target-hint", text: hint })]));
     root.appendChild(panel);
     root.appendChild(h("p", { className: "xl-help", role: "help", text: spec.help(common) }));
   }
@@ -205,7 +205,7 @@ export function mountExplorer({ model, el }, spec) {
     if (!busy) stopping = false;
     ui.busy.hidden = !busy && !pendingTarget;
     root.dataset.busy = String(busy);
-    ui.targetSelect.disabled = pendingTarget || offline;
+    ui.targetSelect.disabled = pendingTarget || offline || Boolean(shell.common.meta.target_fixed);
     const summary = String(model.get("status") || "");
     ui.summary.textContent = summary;
     ui.summary.hidden = !summary;

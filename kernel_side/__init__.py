@@ -32,6 +32,9 @@ from .methods.boundary import (
     padded_bounds,
     project_to_boundary,
 )
+from .methods.dac import DAC_METHODS, DACResult, dac_attributions, discriminative_attribution
+from .methods.dac_ranking import Comparison, DACRanking, dac_ranking
+from .methods.pairs import CounterfactualPairs, counterfactual_pairs
 from .methods.counterfactuals import (
     BoundaryCrossing,
     CounterfactualResult,
@@ -53,11 +56,13 @@ GenerativeFitReport = FitReport  # the generators' report before there was one r
 
 __all__ = [
     "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",
-    "BoundarySweep", "ConvClassifier", "CounterfactualReport", "CounterfactualResult", "DIGITS_CLASS_NAMES",
+    "BoundarySweep", "Comparison", "ConvClassifier", "CounterfactualPairs", "CounterfactualReport",
+    "CounterfactualResult", "DAC_METHODS", "DACRanking", "DACResult", "DIGITS_CLASS_NAMES",
     "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
     "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "VAE",
     "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions", "boundary_path",
-    "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles",
+    "boundary_sweep", "counterfactual_pairs", "dac_attributions", "dac_ranking", "decision_regions",
+    "discriminative_attribution", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles",
     "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
     "load_pretrained", "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary",
     "random_shifts", "train_pretrained",

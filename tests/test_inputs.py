@@ -28,6 +28,11 @@ def entry_points(models):
         "BoundaryExplorer": lambda x, m=None: crosslens.BoundaryExplorer(m or invertible, x, steps=3).frames,
         "CounterfactualExplorer": lambda x, m=None: _finished(crosslens.CounterfactualExplorer(
             m or mlp, flow, x, max_steps=3)).result_latent.frames,
+        "counterfactual_pairs": lambda x, m=None: ks.counterfactual_pairs(m or mlp, x, generator=flow).x_cf,
+        "discriminative_attribution": lambda x, m=None: ks.discriminative_attribution(
+            m or mlp, ks.latent_counterfactual(mlp, flow, x), methods=["d_ig"]).auc,
+        "AttributionExplorer": lambda x, m=None: crosslens.AttributionExplorer(
+            m or mlp, x, generator=flow, methods=["d_ig"]).x_cf,
     }
 
 
@@ -37,7 +42,7 @@ def _finished(explorer):
 
 
 NAMES = ["project_to_boundary", "boundary_path", "latent_counterfactual", "pixel_counterfactual", "BoundaryExplorer",
-         "CounterfactualExplorer"]
+         "CounterfactualExplorer", "counterfactual_pairs", "discriminative_attribution", "AttributionExplorer"]
 MODEL_ARGUMENT = {"project_to_boundary": "model", "boundary_path": "model", "BoundaryExplorer": "model"}
 
 

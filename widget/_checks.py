@@ -6,13 +6,13 @@ expected and what was received (the engine's own checks live in ``kernel_side._c
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from .kernel_side._checks import check_interval
+from .kernel_side._images import image_shape  # one rule for the engine and the views
 
 __all__ = ["check_class_names", "check_class_index", "check_requested", "check_pixel_range", "image_shape",
            "is_one_target"]
@@ -68,12 +68,3 @@ def check_pixel_range(pixel_range, x: torch.Tensor) -> tuple[float, float]:
         lo, hi = float(x.min()), float(x.max())
         return (lo, hi) if hi > lo else (lo, lo + 1.0)
     return check_interval(pixel_range, "pixel_range")
-
-
-def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(channels, height, width) in which an input of ``input_shape`` is drawn."""
-    if len(input_shape) >= 3:
-        return (math.prod(input_shape[:-2]), input_shape[-2], input_shape[-1])
-    if len(input_shape) == 2:
-        return (1, input_shape[0], input_shape[1])
-    return (1, 1, input_shape[0])

@@ -23,8 +23,13 @@ PALETTE = {
     "diverging": ["#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"],
     # Magnitudes: magma reversed, starting at white, so zero is white.
     "sequential": ["#ffffff", "#fcfdbf", "#fe9f6d", "#de4968", "#8c2981", "#3b0f70"],
-    # One colour per search space of the counterfactual explorer.
-    "methods": {"latent": "#00897b", "pixel": "#ab47bc"},
+    # One colour per method: the counterfactual explorer's search spaces; the attribution
+    # explorer's methods, each S-method a light tint of its D-method's hue (Tableau 20).
+    "methods": {
+        "latent": "#00897b", "pixel": "#ab47bc",
+        "ig": "#a0cbe8", "d_ig": "#4e79a7", "ingrad": "#ffbe7d", "d_ingrad": "#f28e2b", "dl": "#8cd17d",
+        "d_dl": "#59a14f", "gc": "#d4a6c8", "d_gc": "#b07aa1", "random": "#bab0ac", "residual": "#9c755f",
+    },
 }
 
 

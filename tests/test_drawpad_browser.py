@@ -1,10 +1,11 @@
 """End-to-end: a DrawPad and the explorers following it, in a real JupyterLab and Chromium.
 
 A small notebook shows a blank pad next to a BoundaryExplorer (``HBox([pad, explorer])``)
-and, in a second output, a CounterfactualExplorer following the same pad. The test draws a
-vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the input itself) is
-classified 1 instead of the blank pad's 2, the counterfactual explorer searched again for the
-new drawing (read from the kernel), and ``pad.value``, read from the kernel, is the bar the
+and, in further outputs, a CounterfactualExplorer and an AttributionExplorer following the same
+pad. The test draws a vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the
+input itself) is classified 1 instead of the blank pad's 2, the counterfactual explorer searched
+again for the new drawing and the attribution explorer made and attributed a new pair for it
+(read from the kernel, and its view says so), and ``pad.value``, read from the kernel, is the bar the
 mouse drew (area averaged as the test computes it). After a page reload the pad shows its
 picture again. Then the keyboard alone: Tab onto the pad (a visible focus ring), move the
 cursor, draw a stroke with Space and the arrows, Tab out onto Undo (the canvas keeps Tab
@@ -26,11 +27,12 @@ from crosslens.drawpad import stroke_coverage
 
 BOUNDARY = '.xl-boundary[data-crosslens-ready="true"]'
 COUNTERFACTUAL = '.xl-counterfactual[data-crosslens-ready="true"]'
+ATTRIBUTION = '.xl-attribution[data-crosslens-ready="true"]'
 PAD_CANVAS = ".xl-drawpad canvas"
 
 CELLS = [
     "import ipywidgets, torch\n"
-    "from crosslens import BoundaryExplorer, CounterfactualExplorer, DrawPad, kernel_side as ks\n"
+    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, DrawPad, kernel_side as ks\n"
     "torch.set_num_threads(1)\n"
     "x_train = ks.load_digits_split()[0]\n"
     "pad = DrawPad(debounce=0.3)\n"
@@ -39,6 +41,9 @@ CELLS = [
     "counterfactuals = CounterfactualExplorer(ks.load_pretrained('digits-mlp'), ks.load_pretrained('digits-flow'),\n"
     "                                         pad, max_steps=300)\n"
     "counterfactuals",
+    "attributions = AttributionExplorer(ks.load_pretrained('digits-cnn'), pad, generator=ks.load_pretrained('digits-flow'),\n"
+    "                                   methods=['ig', 'd_ig', 'residual'])\n"
+    "attributions",
 ]
 
 pytestmark = pytest.mark.browser
@@ -86,6 +91,7 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     name = lab.add_file(write_notebook(tmp_path / "drawpad.ipynb", CELLS))
     open_and_run_all(page, lab, name, BOUNDARY, timeout=120)
     page.wait_for_selector(COUNTERFACTUAL, timeout=60_000)
+    page.wait_for_selector(ATTRIBUTION, timeout=60_000)
     wait_cells_idle(page, timeout=60)
     boundary = page.locator(BOUNDARY)
     canvas = page.locator(PAD_CANVAS)
@@ -99,7 +105,8 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     scale = kernel_json(page, "pad.scale")
     drawn = draw_with_mouse(page, canvas, [(4.0, 1.0), (4.0, 7.0)], scale)
     page.wait_for_function("(el) => el.dataset.frameClass === '1'", arg=boundary.element_handle(), timeout=15_000)
-    wait_kernel(page, "not explorer.busy and not counterfactuals.busy", what="the explorers' recomputation")
+    wait_kernel(page, "not explorer.busy and not counterfactuals.busy and not attributions.busy",
+                what="the explorers' recomputation")
     # pad.value, read from the kernel, is the bar the mouse drew
     value = np.array(kernel_json(page, "pad.value.flatten().tolist()")).reshape(8, 8)
     brush = kernel_json(page, "pad.brush")
@@ -113,6 +120,11 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
                                  "counterfactuals.row_status]")
     assert followed[:2] == [True, True] and followed[2] == [1], followed
     print("followed:", followed)
+    attributed = kernel_json(page, "[bool(torch.equal(attributions.x[0], pad.value)), attributions.predicted.tolist(), "
+                                   "int(attributions.targets[0]), int(ks.load_pretrained('digits-cnn')(attributions.x_cf).argmax())]")
+    assert attributed[0] and attributed[2] == attributed[3] != attributed[1][0], attributed
+    page.wait_for_function("(cls) => document.querySelector('.xl-attribution [data-role=\"status\"]').textContent"
+                           ".includes(`x predicted ${cls} →`)", arg=attributed[1][0], timeout=15_000)
 
     # 2. A page reload: ipycanvas' new views start blank; the pad draws its picture again
     save_notebook(page)

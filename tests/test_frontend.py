@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import crosslens
-from crosslens import BoundaryExplorer, CounterfactualExplorer, kernel_side as ks
+from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks
 from crosslens import _assets
 from crosslens.payload import pack, quantized, read_header, unpack
 
@@ -57,10 +57,14 @@ def test_payload_rejects_bad_input_naming_the_array():
         quantized(torch.zeros(2), "int8")
 
 
-@pytest.mark.parametrize("widget", [BoundaryExplorer, CounterfactualExplorer])
+VIEWS = {BoundaryExplorer: "boundary_explorer.js", CounterfactualExplorer: "counterfactual_explorer.js",
+         AttributionExplorer: "attribution_explorer.js"}
+
+
+@pytest.mark.parametrize("widget", list(VIEWS))
 def test_every_view_is_one_self_contained_module_that_parses(widget, tmp_path):
     esm = widget._esm
-    entry = {BoundaryExplorer: "boundary_explorer.js", CounterfactualExplorer: "counterfactual_explorer.js"}[widget]
+    entry = VIEWS[widget]
     assert not _assets._ANY_IMPORT.search(esm)  # no import left, not even a dynamic one
     assert esm.count("export default") == 1 and not re.search(r"^export (?!default)", esm, re.M)
     for source in [esm] + [p.read_text() for p in JS_DIR.glob("*.js")]:
@@ -110,6 +114,7 @@ def test_stylesheet_is_scoped_and_themed():
 def test_package_exports():
     assert crosslens.kernel_side is ks and crosslens.BoundaryExplorer is BoundaryExplorer
     assert crosslens.CounterfactualExplorer is CounterfactualExplorer
+    assert crosslens.AttributionExplorer is AttributionExplorer
     assert isinstance(crosslens.__version__, str)
     assert json.loads(json.dumps(BoundaryExplorer._esm))  # plain text, serialisable to the front end
 

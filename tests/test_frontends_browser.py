@@ -1,7 +1,7 @@
 """End-to-end: every explorer in every front end users open, with a new user's settings.
 
-JupyterLab 4 and Notebook 7, each in the light and the dark theme: one notebook holds both
-explorers; each renders in the theme's colours and responds (a slider moved with the keyboard
+JupyterLab 4 and Notebook 7, each in the light and the dark theme: one notebook holds every
+explorer; each renders in the theme's colours and responds (a slider moved with the keyboard
 changes its picture); re-running one explorer's cell leaves exactly one live view of it;
 restarting the kernel and running everything again leaves exactly the new views; the browser
 logs no error and the kernel refuses no message. Screenshots of every explorer in every front
@@ -24,17 +24,21 @@ READY = '.crosslens[data-crosslens-ready="true"]'
 VIEWS = {  # explorer -> (its root's class, slider, canvas that follows it, the key that moves the slider from its start)
     "boundary": ("xl-boundary", "t-slider", "frame-canvas", "End"),
     "counterfactual": ("xl-counterfactual", "step-slider", "latent-frame-canvas", "Home"),
+    "attribution": ("xl-attribution", "threshold-slider", "hybrid-canvas", "Home"),
 }
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"
-    "from crosslens import BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
+    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
     "x_train, _, x_test, _ = ks.load_digits_split()",
     "boundary = BoundaryExplorer(ks.load_pretrained('digits-invertible'), x_test[:4], reference=x_train)\n"
     "boundary",
     "counterfactual = CounterfactualExplorer(ks.load_pretrained('digits-mlp'), ks.load_pretrained('digits-flow'),\n"
     "                                        x_test[:3], threshold=0.9, max_steps=200)\n"
     "counterfactual",
+    "cnn = ks.load_pretrained('digits-cnn')\n"
+    "attribution = AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained('digits-flow'), x_test[:3]))\n"
+    "attribution",
 ]
 CONFIGS = [("lab", "light"), ("lab", "dark"), ("notebook", "light"), ("notebook", "dark")]
 
@@ -99,7 +103,7 @@ def test_every_explorer_in_every_front_end_and_theme(app, theme, tmp_path):
             page.set_default_timeout(30_000)
             log = ConsoleLog(page)
             open_and_run_all(page, server, server.add_file(notebook), READY, timeout=180)
-            page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 2", arg=READY, timeout=120_000)
+            page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[READY, len(VIEWS)], timeout=120_000)
             wait_cells_idle(page, timeout=120)
             assert background_is_dark(page, READY) == (theme == "dark")
             for name in VIEWS:
@@ -107,12 +111,12 @@ def test_every_explorer_in_every_front_end_and_theme(app, theme, tmp_path):
 
             run_cell(page, 1)  # the boundary explorer's cell again: its old view goes, the new one works
             wait_cells_idle(page, timeout=120)
-            page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 2", arg=READY, timeout=60_000)
+            page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[READY, len(VIEWS)], timeout=60_000)
             respond(page, "boundary", tmp_path / "rerun.png")
 
             restart_and_run_all(page)
             wait_cells_idle(page, timeout=180)
-            page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 2", arg=READY, timeout=120_000)
+            page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[READY, len(VIEWS)], timeout=120_000)
             for name in VIEWS:
                 respond(page, name, tmp_path / f"restarted_{name}.png")
             assert_clean_console(log)

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.browser
 VIEWS = {  # explorer -> (slider, canvas that follows it, the key that moves the slider from its start)
     "boundary": ("t-slider", "frame-canvas", "ArrowRight"),
     "counterfactual": ("step-slider", "latent-frame-canvas", "ArrowLeft"),
+    "attribution": ("threshold-slider", "hybrid-canvas", "ArrowLeft"),
 }
 
 
@@ -31,8 +32,10 @@ def saved(tmp_path_factory):
     counterfactual = crosslens.CounterfactualExplorer(ks.load_pretrained("digits-mlp"), ks.load_pretrained("digits-flow"),
                                                       x, threshold=0.9, max_steps=300)
     assert counterfactual.wait(120)
-    pages = {name: explorer.save_html(folder / f"{name}.html", title=f"{name} explorer")
-             for name, explorer in (("boundary", boundary), ("counterfactual", counterfactual))}
+    cnn = ks.load_pretrained("digits-cnn")
+    attribution = crosslens.AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained("digits-flow"), x))
+    explorers = (("boundary", boundary), ("counterfactual", counterfactual), ("attribution", attribution))
+    pages = {name: explorer.save_html(folder / f"{name}.html", title=f"{name} explorer") for name, explorer in explorers}
     sizes = "".join(f"saved {name} explorer (4 digits): {path.stat().st_size / 1024:.0f} KiB\n" for name, path in pages.items())
     print(sizes, end="")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     python benchmarks/bench_view.py [--moves 100]
 
 Starts a real JupyterLab and Chromium (the test helpers in tests/_jupyterlab.py), runs a
-notebook with both explorers, puts the kernel to sleep in another request (the slider must
+notebook with every explorer, puts the kernel to sleep in another request (the slider must
 never wait for it), then moves each explorer's slider ``--moves`` times, one position at a
 time at random intervals (like a hand), and measures in the page, for each move, the time
 from the input event to the end of the redraw it causes, and the redraw's own cost. The view
@@ -25,17 +25,20 @@ from _browser import run_in_kernel, write_notebook  # noqa: E402
 from _jupyterlab import JupyterLab, launch_chromium, open_and_run_all, wait_cells_idle  # noqa: E402
 
 READY = '.crosslens[data-crosslens-ready="true"]'
-SLIDERS = {"boundary": (".xl-boundary", "t-slider"), "counterfactual": (".xl-counterfactual", "step-slider")}
+SLIDERS = {"boundary": (".xl-boundary", "t-slider"), "counterfactual": (".xl-counterfactual", "step-slider"),
+           "attribution": (".xl-attribution", "threshold-slider")}
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"
-    "from crosslens import BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
+    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
     "x_train, _, x_test, _ = ks.load_digits_split()",
     "BoundaryExplorer(ks.load_pretrained('digits-invertible'), x_test[:8], reference=x_train)",
     "explorer = CounterfactualExplorer(ks.load_pretrained('digits-mlp'), ks.load_pretrained('digits-flow'), x_test[:6],\n"
     "                                  threshold=0.99, max_steps=1000)\n"
     "explorer",
     "explorer.wait()",
+    "cnn = ks.load_pretrained('digits-cnn')\n"
+    "AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained('digits-flow'), x_test[:6]))",
 ]
 PROBE = """
 async ([rootSelector, role, moves]) => {
@@ -77,7 +80,8 @@ def main() -> None:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         open_and_run_all(page, lab, lab.add_file(notebook), READY, timeout=180)
-        page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 2", arg=READY, timeout=120_000)
+        page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[READY, len(SLIDERS)],
+                               timeout=120_000)
         wait_cells_idle(page, timeout=300)
         run_in_kernel(page, "import time; time.sleep(120)")  # the kernel is busy from here on
         page.wait_for_timeout(500)

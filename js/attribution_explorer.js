@@ -105,6 +105,7 @@ const ATTRIBUTION_VIEW = {
       };
     }
     state.directions = directions;
+    state.version = (state.version || 0) + 1;
     if (!state.methods.includes(state.method)) state.method = state.methods[0];
   },
 
@@ -162,7 +163,9 @@ const ATTRIBUTION_VIEW = {
     const data = state.directions[state.direction];
     const m = cell(shell, state.method, n);
     const k = Math.min(state.k, state.count - 1);
-    for (const method of state.methods) drawCard(shell, method, n, data);
+    const cardsKey = `${state.version}|${n}|${state.direction}`; // the maps change only with these
+    for (const method of state.methods) drawCard(shell, method, n, data, cardsKey !== state.cardsKey);
+    state.cardsKey = cardsKey;
     drawDetail(shell, n, data, m, k);
     drawCurve(shell, n, data, k);
 
@@ -276,14 +279,19 @@ function buildCurve(shell) {
 
 // ---- drawing --------------------------------------------------------------------------
 /**
+ * A method's card: its map and area are redrawn when `maps` (a new pair, direction or payload),
+ * its pressed state always.
  * @param {Shell} shell
  * @param {string} method
  * @param {number} n
  * @param {any} data the selected direction's arrays
+ * @param {boolean} maps
  */
-function drawCard(shell, method, n, data) {
+function drawCard(shell, method, n, data, maps) {
   const { common, ui, palette, state } = shell;
   const card = ui.cards[method];
+  card.button.setAttribute("aria-pressed", String(method === state.method));
+  if (!maps) return;
   const c = cell(shell, method, n);
   const [lo, hi] = common.range;
   const base = lighten(inputImage(readBlock(common.arrays.x, [n]), common.shape, lo, hi), 0.45);
@@ -291,7 +299,6 @@ function drawCard(shell, method, n, data) {
     (v) => palette.diverging(v, 1));
   drawImageData(card.canvas, blend(base, map, OVERLAY_ALPHA));
   card.auc.textContent = `AUC ${formatNumber(data.auc.data[c], 2)}`;
-  card.button.setAttribute("aria-pressed", String(method === state.method));
   card.button.setAttribute("aria-label", `${common.meta.labels[method]}, AUC ${formatNumber(data.auc.data[c], 2)}: `
     + "select this method");
 }

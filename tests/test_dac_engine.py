@@ -220,9 +220,10 @@ def test_closing_and_blur_scale_with_the_image():
             target = 1 - model(x).argmax(1)
         result = ks.discriminative_attribution(model, x, x_cf, target, methods=["d_ingrad"], keep_masks=True)
         assert (result.closing, result.blur) == (closing, pytest.approx(blur))
-        assert result.masks.shape == (1, 2, 201, size, size)
-    # a blurred mask is soft; its size is counted before blurring
-    assert ((result.masks > 0) & (result.masks < 1)).any()
+        assert result.masks.shape == (1, 2, 201, size, size) and result.masks.dtype == torch.bool
+    # the hybrids use the masks blurred; their sizes are counted before blurring
+    sharp = ks.discriminative_attribution(model, x, x_cf, target, methods=["d_ingrad"], closing=10, blur=None)
+    assert torch.equal(sharp.mask_size, result.mask_size) and not torch.allclose(sharp.scores, result.scores)
 
 
 @pytest.mark.parametrize("shape", [(10,), (1, 8, 8), (3, 12, 20)])

@@ -195,7 +195,7 @@ class AttributionExplorer(Explorer):
         return {
             "form": result.form,
             "attributions": result.attributions.detach().cpu().float(),
-            "levels": result.masks.sum(2).to(torch.uint8),  # (M, N, H, W): mask k holds level > k
+            "levels": result.masks.sum(2, dtype=torch.uint8),  # (M, N, H, W): mask k holds level > k
             "size": result.mask_size.float(), "scores": result.scores.float(),
             "auc": result.auc.float(), "best": result.best.to(torch.int32),
         }
@@ -351,7 +351,7 @@ class AttributionExplorer(Explorer):
     @property
     def best_threshold(self) -> float:
         """The threshold of the selected method's best single mask (closest to size 0, score 1)."""
-        return float(dac_thresholds()[int(self._shown("best"))])
+        return round(float(dac_thresholds()[int(self._shown("best"))]), 2)
 
     @property
     def auc(self) -> dict[str, float]:

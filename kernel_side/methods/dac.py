@@ -21,7 +21,8 @@ The DAC curve plots the score against the mask size (the share of pixels in the 
 counted before blurring), with end points (0, 0) and (1, score of the full mask), linearly
 interpolated on the grid 0, 0.01, ..., 1; the DAC score is the area under it (the mean over
 pairs of each pair's area is the area under the mean curve). The best single mask minimises
-``size^2 + (1 - score)^2``. All thresholds of all pairs are scored in one batched forward.
+``size^2 + (1 - score)^2``. All thresholds of all pairs are scored in one batched forward,
+each distinct mask once (masks shrink as the threshold grows, so equal sizes mean equal masks).
 
 Forms of the D-attributions (logits are attributed, probabilities scored). The authors'
 code attributes the counterfactual against the real image, ``IG(x_C, baseline x_R, class
@@ -125,7 +126,8 @@ class DACResult:
         grid: (G,) mask sizes 0..1; curves: (M, N, G) each pair's DAC curve on the grid.
         auc: (M, N) the area under each pair's curve; best: (M, N) the threshold index of the
             best single mask.
-        masks: (M, N, T, H, W) float masks in [0, 1] (blurred) when asked for, else None.
+        masks: (M, N, T, H, W) bool, the masks before blurring, when asked for, else None
+            (the hybrids use them blurred with ``blur``).
         closing, blur: the closing diameter and blur sigma used (pixels; 0: none).
     """
 
@@ -398,31 +400,38 @@ def _attributions(classifier, x, x_cf, source, target, methods, form, layer, n_s
 
 
 # ---- masks, scores and curves --------------------------------------------------------------------
-def _masks(attributions: torch.Tensor, thresholds: torch.Tensor, closing: int, blur: float):
-    """(N, T, H, W) masks ``any_channels(a >= thr)``, closed and blurred, and (N, T) their sizes."""
+def _masks(attributions: torch.Tensor, thresholds: torch.Tensor, closing: int):
+    """(N, T, H, W) bool masks ``any_channels(a >= thr)``, closed, and (N, T) their sizes.
+
+    Masks shrink as the threshold grows (closing keeps that order), so two masks of one pair
+    with the same size are the same mask."""
     n = len(attributions)
     image = image_shape(attributions.shape[1:])
     strongest = attributions.reshape(n, *image).amax(1)  # any over channels of a >= thr
     masks = strongest[:, None] >= thresholds.to(strongest)[None, :, None, None]
     t, (height, width) = len(thresholds), image[1:]
-    masks = close(masks.reshape(n * t, height, width), closing)
-    size = masks.reshape(n, t, -1).float().mean(-1)
-    soft = gaussian_blur(masks.to(attributions.dtype), blur).reshape(n, t, height, width)
-    return soft, size
+    masks = close(masks.reshape(n * t, height, width), closing).reshape(n, t, height, width)
+    return masks, masks.flatten(2).float().mean(-1)
 
 
-def _scores(classifier, pasted, canvas, cls, masks, chunk_size):
-    """(N, T) ``p_k(m pasted + (1 - m) canvas) - p_k(canvas)`` in one batched forward (chunked)."""
+def _scores(classifier, pasted, canvas, cls, masks, size, blur, chunk_size):
+    """(N, T) ``p_k(m pasted + (1 - m) canvas) - p_k(canvas)``, m the blurred masks, from one
+    batched forward (chunked) over each pair's distinct masks: a threshold whose mask equals
+    the previous one's (the same size) reuses its score."""
     n, t = masks.shape[:2]
     shape = pasted.shape[1:]
     image = image_shape(shape)
-    m = masks[:, :, None]  # (N, T, 1, H, W)
-    hybrids = (m * pasted.reshape(n, 1, *image) + (1 - m) * canvas.reshape(n, 1, *image)).reshape(n * t, *shape)
-    classes = cls.repeat_interleave(t)
-    with torch.no_grad():
-        probs = map_chunks(lambda chunk: classifier(chunk).softmax(1), hybrids, chunk_size)
-        reference = classifier(canvas).softmax(1).gather(1, cls[:, None])
-    return probs.gather(1, classes[:, None]).reshape(n, t) - reference
+    distinct = torch.ones(n, t, dtype=torch.bool, device=masks.device)
+    distinct[:, 1:] = size[:, 1:] != size[:, :-1]
+    pair, level = distinct.nonzero(as_tuple=True)
+    m = gaussian_blur(masks[pair, level].to(pasted.dtype), blur)[:, None]  # (D, 1, H, W)
+    hybrids = (m * pasted.reshape(n, *image)[pair] + (1 - m) * canvas.reshape(n, *image)[pair]).reshape(-1, *shape)
+    with torch.no_grad():  # the canvases ride along: their scores are the reference
+        probs = map_chunks(lambda chunk: classifier(chunk).softmax(1), torch.cat([hybrids, canvas]), chunk_size)
+    reference = probs[len(hybrids):].gather(1, cls[:, None])[:, 0]
+    scored = probs[:len(hybrids)].gather(1, cls[pair][:, None])[:, 0] - reference[pair]
+    runs = distinct.flatten().cumsum(0) - 1  # each threshold's distinct mask, in the order of `scored`
+    return scored[runs].reshape(n, t)
 
 
 def dac_curves(mask_size: torch.Tensor, scores: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -520,8 +529,8 @@ def discriminative_attribution(classifier, x, x_cf=None, target=None, *, methods
         pasted, canvas, cls = (x, x_cf, source) if direction == "dac" else (x_cf, x, target)
         sizes, scores, kept = [], [], []
         for method in methods:
-            masks, size = _masks(maps[method], thresholds, closing, blur)
-            scores.append(_scores(classifier, pasted, canvas, cls, masks, chunk_size))
+            masks, size = _masks(maps[method], thresholds, closing)
+            scores.append(_scores(classifier, pasted, canvas, cls, masks, size, blur, chunk_size))
             sizes.append(size)
             if keep_masks:
                 kept.append(masks.cpu())

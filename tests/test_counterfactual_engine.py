@@ -15,14 +15,7 @@ from crosslens.kernel_side.metrics import evaluate, fit_oracles
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Thousands of steps on tiny tensors: one thread is fastest, and on a busy 2-core machine
-    two threads made this module 10x slower (each parallel op waited ~4 ms for the other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,7 @@ from crosslens import kernel_side as ks
 from crosslens.kernel_side.methods.dac import dac_thresholds
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,13 @@ regression), so :func:`evaluate` reports each oracle under its own name and
 
 :func:`evaluate` scores any result that carries ``x``, ``source``, ``target`` and the point
 it proposes, ``x_cf`` (counterfactuals) or ``x_proj`` (boundary projections).
+
+Perturbation curves score attribution maps: masks made from a map paste pixels of one image
+into another, and the classifier's probability of the hybrids traces a curve whose area
+rates the map (the DAC score of Eckstein et al. 2021, https://arxiv.org/abs/2109.13412;
+deletion and insertion curves). :func:`pasted_probabilities` scores every mask of every
+input in one batched forward, each distinct mask once; :func:`dac_curves` puts curves on a
+common grid.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_inputs, check_int, check_placement, check_targets
+from ._images import gaussian_blur, image_shape
 from ._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks
 from .models.generators import dequantize
 
-__all__ = ["ORACLES", "CounterfactualReport", "bits_per_dim", "evaluate", "fit_oracle", "fit_oracles"]
+__all__ = ["ORACLES", "CounterfactualReport", "bits_per_dim", "dac_curves", "evaluate", "fit_oracle", "fit_oracles",
+           "pasted_probabilities"]
 
 ORACLES = ("svc", "3-nn", "logistic")  # the independent oracles of fit_oracles, by name
 
@@ -328,3 +337,60 @@ def evaluate(result, *, flow=None, oracles=None, reference_set=None, seed: int =
         steps=_cpu(getattr(result, "steps", None)), l1=change.abs().sum(1).cpu(), l2=change.norm(dim=1).cpu(),
         bits_per_dim=bits, oracle_predictions=predictions, nearest_target_distance=nearest,
     )
+
+
+# ---- perturbation curves -----------------------------------------------------------------
+
+def pasted_probabilities(classifier, pasted: torch.Tensor, canvas: torch.Tensor, classes: torch.Tensor,
+                         masks: torch.Tensor, *, blur: float = 0.0,
+                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probability of ``classes`` for every hybrid ``m pasted + (1 - m) canvas``, and for each canvas.
+
+    Arguments:
+        classifier: ``classifier(x) -> logits``; pasted, canvas: (N, *input_shape);
+        classes: (N,) the class scored per input; masks: (N, T, H, W) bool masks in the
+            input's picture (:func:`~crosslens.kernel_side._images.image_shape`; one mask
+            for every channel), blurred with a Gaussian of ``blur`` pixels before pasting.
+
+    Returns:
+        ``(probs (N, T), reference (N,))``, reference being the probability of each canvas.
+        Everything goes through one batched forward (chunked): each input's distinct masks
+        (a mask equal to the one before it reuses its score) and the canvases.
+    """
+    n, t = masks.shape[:2]
+    shape = pasted.shape[1:]
+    image = image_shape(shape)
+    distinct = torch.ones(n, t, dtype=torch.bool, device=masks.device)
+    distinct[:, 1:] = (masks[:, 1:] != masks[:, :-1]).flatten(2).any(-1)
+    row, level = distinct.nonzero(as_tuple=True)
+    m = gaussian_blur(masks[row, level].to(pasted.dtype), blur)[:, None]  # (D, 1, H, W)
+    hybrids = (m * pasted.reshape(n, *image)[row] + (1 - m) * canvas.reshape(n, *image)[row]).reshape(-1, *shape)
+    with torch.no_grad():
+        probs = map_chunks(lambda chunk: classifier(chunk).softmax(1), torch.cat([hybrids, canvas]), chunk_size)
+    reference = probs[len(hybrids):].gather(1, classes[:, None])[:, 0]
+    scored = probs[:len(hybrids)].gather(1, classes[row][:, None])[:, 0]
+    runs = distinct.flatten().cumsum(0) - 1  # each mask's distinct mask, in the order of `scored`
+    return scored[runs].reshape(n, t), reference
+
+
+def dac_curves(mask_size: torch.Tensor, scores: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """(..., G) curves of score against mask size through (0, 0), every (size, score) point and
+    (1, the score at the first point, the largest mask), linearly interpolated at the ``grid``
+    sizes (Eckstein et al. 2021: the DAC score is the area under the mean curve)."""
+    lead = mask_size.shape[:-1]
+    size = mask_size.reshape(-1, mask_size.shape[-1]).to(grid.dtype)
+    score = scores.reshape(-1, scores.shape[-1]).to(grid.dtype)
+    zeros, ones = torch.zeros_like(size[:, :1]), torch.ones_like(size[:, :1])
+    size = torch.cat([zeros, size, ones], 1)
+    score = torch.cat([zeros, score, score[:, :1]], 1)
+    size, order = size.sort(dim=1, stable=True)
+    score = score.gather(1, order)
+    right = torch.searchsorted(size.contiguous(), grid.expand(len(size), -1).contiguous(), right=True)
+    right = right.clamp(1, size.shape[1] - 1)
+    left = right - 1
+    s0, s1 = size.gather(1, left), size.gather(1, right)
+    f0, f1 = score.gather(1, left), score.gather(1, right)
+    width = s1 - s0
+    weight = torch.where(width > 0, (grid - s0) / width.clamp_min(1e-12), torch.ones_like(width))
+    curves = f0 + weight.clamp(0, 1) * (f1 - f0)
+    return curves.reshape(*lead, len(grid))

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from crosslens import kernel_side as ks
 from crosslens.kernel_side.methods.dac import dac_thresholds
+from crosslens.kernel_side.metrics import dac_curves
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -195,7 +196,6 @@ def test_curves_interpolate_the_points_and_the_best_mask_is_the_closest_to_the_c
     m, n, k = 1, 2, 120
     size, score = result.mask_size[m, n, k].item(), result.scores[m, n, k].item()
     point = torch.tensor([size], dtype=torch.float64)
-    from crosslens.kernel_side.methods.dac import dac_curves
     on_point = dac_curves(result.mask_size[m, n], result.scores[m, n], point)
     assert on_point.item() == pytest.approx(score, abs=1e-9)
     distance = result.mask_size ** 2 + (1 - result.scores) ** 2

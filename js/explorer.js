@@ -36,6 +36,7 @@ const THUMB_SIZE = 34;
 
 /**
  * @typedef {{ model: any, root: HTMLElement, signal: AbortSignal, common: Common, palette: ReturnType<typeof paletteOf>,
+ *   offline: boolean,
  *   ui: Record<string, any>, state: Record<string, any>, index: number,
  *   syncs: Record<string, ReturnType<typeof traitSync>>, redraw: () => void, selectIndex: (i: number) => void,
  *   setStatus: (text: string) => void }} Shell
@@ -79,11 +80,12 @@ export function mountExplorer({ model, el }, spec) {
   /** @type {Shell} */
   const shell = /** @type {any} */ ({
     model, root, signal: controller.signal, common: null, palette: null, ui: {}, state: {}, index: 0,
+    offline: Boolean(model.get("_offline")),
     redraw: () => scheduler.request(),
     selectIndex,
     setStatus: (/** @type {string} */ text) => { shell.ui.status.textContent = text; },
   });
-  const offline = Boolean(model.get("_offline")); // a saved page: no kernel behind the model
+  const { offline } = shell; // a saved page: no kernel behind the model
   let pendingTarget = false;
   let stopping = false;
   let rerunning = false;

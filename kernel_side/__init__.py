@@ -32,8 +32,10 @@ from .methods.boundary import (
     padded_bounds,
     project_to_boundary,
 )
+from .methods.axai import AdversarialExplanation, adversarial_explanation, segment_images
 from .methods.dac import DAC_METHODS, DACResult, dac_attributions, discriminative_attribution
 from .methods.dac_ranking import Comparison, DACRanking, dac_ranking
+from .methods.faithfulness import Faithfulness, compare_faithfulness, explanation_consistency, key_share
 from .methods.pairs import CounterfactualPairs, counterfactual_pairs
 from .methods.counterfactuals import (
     BoundaryCrossing,
@@ -42,7 +44,7 @@ from .methods.counterfactuals import (
     latent_counterfactual,
     pixel_counterfactual,
 )
-from .metrics import CounterfactualReport, bits_per_dim, evaluate, fit_oracle, fit_oracles
+from .metrics import CounterfactualReport, aopc, bits_per_dim, evaluate, fit_oracle, fit_oracles
 from .models.classifiers import ConvClassifier, MLPClassifier
 from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
 from .models.generators import VAE, Generator, NormalizingFlow, dequantize
@@ -55,15 +57,16 @@ from .training.loop import FitReport
 GenerativeFitReport = FitReport  # the generators' report before there was one report type; kept working
 
 __all__ = [
-    "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",
-    "BoundarySweep", "Comparison", "ConvClassifier", "CounterfactualPairs", "CounterfactualReport",
-    "CounterfactualResult", "DAC_METHODS", "DACRanking", "DACResult", "DIGITS_CLASS_NAMES",
-    "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
+    "ActNorm", "AdversarialExplanation", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath",
+    "BoundaryProjection", "BoundarySweep", "Comparison", "ConvClassifier", "CounterfactualPairs",
+    "CounterfactualReport", "CounterfactualResult", "DACRanking", "DACResult", "DAC_METHODS", "DIGITS_CLASS_NAMES",
+    "DecisionRegions", "Faithfulness", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
     "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "VAE",
-    "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions", "boundary_path",
-    "boundary_sweep", "counterfactual_pairs", "dac_attributions", "dac_ranking", "decision_regions",
-    "discriminative_attribution", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles",
-    "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
-    "load_pretrained", "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary",
-    "random_shifts", "train_pretrained",
+    "adversarial_explanation", "aopc", "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions",
+    "boundary_path", "boundary_sweep", "compare_faithfulness", "counterfactual_pairs", "dac_attributions",
+    "dac_ranking", "decision_regions", "dequantize", "discriminative_attribution", "evaluate",
+    "explanation_consistency", "fit", "fit_flow", "fit_oracle", "fit_oracles", "fit_vae", "key_share",
+    "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split", "load_pretrained",
+    "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary", "random_shifts", "segment_images",
+    "train_pretrained",
 ]

@@ -30,9 +30,10 @@ it proposes, ``x_cf`` (counterfactuals) or ``x_proj`` (boundary projections).
 Perturbation curves score attribution maps: masks made from a map paste pixels of one image
 into another, and the classifier's probability of the hybrids traces a curve whose area
 rates the map (the DAC score of Eckstein et al. 2021, https://arxiv.org/abs/2109.13412;
-deletion and insertion curves). :func:`pasted_probabilities` scores every mask of every
+deletion and insertion curves, whose average is the AOPC of Samek et al. 2017,
+https://arxiv.org/abs/1509.06321). :func:`pasted_probabilities` scores every mask of every
 input in one batched forward, each distinct mask once; :func:`dac_curves` puts curves on a
-common grid.
+common grid; :func:`aopc` rates segment rankings by deletion and insertion.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ from ._images import gaussian_blur, image_shape
 from ._runtime import DEFAULT_CHUNK_SIZE, evaluating, map_chunks
 from .models.generators import dequantize
 
-__all__ = ["ORACLES", "CounterfactualReport", "bits_per_dim", "dac_curves", "evaluate", "fit_oracle", "fit_oracles",
-           "pasted_probabilities"]
+__all__ = ["ORACLES", "REMOVALS", "CounterfactualReport", "aopc", "bits_per_dim", "dac_curves", "evaluate",
+           "fit_oracle", "fit_oracles", "pasted_probabilities", "removed", "spearman"]
+
+REMOVALS = ("zero", "blur")  # named removal values of aopc (or a tensor: e.g. the training mean)
+REMOVAL_BLUR = 0.1  # sigma of the "blur" removal value, as a share of the image's side
 
 ORACLES = ("svc", "3-nn", "logistic")  # the independent oracles of fit_oracles, by name
 
@@ -394,3 +398,69 @@ def dac_curves(mask_size: torch.Tensor, scores: torch.Tensor, grid: torch.Tensor
     weight = torch.where(width > 0, (grid - s0) / width.clamp_min(1e-12), torch.ones_like(width))
     curves = f0 + weight.clamp(0, 1) * (f1 - f0)
     return curves.reshape(*lead, len(grid))
+
+
+def removed(x: torch.Tensor, removal) -> torch.Tensor:
+    """What a deleted pixel becomes: ``"zero"``, ``"blur"`` (the image blurred with a Gaussian of
+    a tenth of its side, so every region changes) or a tensor broadcast to x (e.g. the training mean)."""
+    if isinstance(removal, torch.Tensor):
+        return removal.to(x).expand_as(x).clone()
+    removal = check_choice(removal, "removal", REMOVALS)
+    if removal == "zero":
+        return torch.zeros_like(x)
+    channels, height, width = image_shape(x.shape[1:])
+    planes = x.reshape(len(x) * channels, height, width)
+    return gaussian_blur(planes, REMOVAL_BLUR * max(height, width)).reshape(x.shape)
+
+
+def aopc(classifier, x: torch.Tensor, segments: torch.Tensor, ranking: torch.Tensor, classes: torch.Tensor, *,
+         removal="zero", chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deletion and insertion AOPC of segment rankings (Samek et al. 2017), per input.
+
+    Step k = 0..S_n of input n removes (deletion) or restores (insertion) its k best segments:
+    deletion AOPC = mean_k [p(x) - p(x with the k best removed)], insertion AOPC = mean_k
+    [p(removed x with the k best restored) - p(removed x)], p the probability of ``classes``.
+    Higher is better for both. Every step of every input is one row of one batched forward.
+
+    Arguments:
+        x: (N, *input_shape); segments: (N, H, W) labels 0..S_n - 1; ranking: (N, S) labels
+            best first (-1 past S_n); classes: (N,); removal: see :func:`removed`.
+    """
+    n, width = ranking.shape
+    removal_image = removed(x, removal)
+    steps = torch.arange(width + 1, device=x.device)
+    rank_of = torch.full((n, width), width, dtype=torch.long, device=x.device)  # each label's place in the ranking
+    valid = ranking >= 0
+    rows = torch.arange(n, device=x.device)[:, None].expand(n, width)
+    rank_of[rows[valid], ranking[valid]] = torch.arange(width, device=x.device).expand(n, width)[valid]
+    place = rank_of.gather(1, segments.flatten(1)).reshape(segments.shape)  # (N, H, W) rank of each pixel's segment
+    masks = place[:, None] < steps[None, :, None, None]  # (N, S + 1, H, W): the k best segments
+    counts = valid.sum(1)
+    used = (steps[None] <= counts[:, None]).to(x.dtype)  # steps 0..S_n of each input
+    with evaluating(classifier):
+        deleted, original = pasted_probabilities(classifier, removal_image, x, classes, masks, chunk_size=chunk_size)
+        inserted, empty = pasted_probabilities(classifier, x, removal_image, classes, masks, chunk_size=chunk_size)
+    deletion = ((original[:, None] - deleted) * used).sum(1) / used.sum(1)
+    insertion = ((inserted - empty[:, None]) * used).sum(1) / used.sum(1)
+    return deletion, insertion
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman rank correlation of each row of a with the same row of b ((N, D) each), ties
+    given their mean rank."""
+    def ranks(values: torch.Tensor) -> torch.Tensor:
+        order = values.argsort(dim=1, stable=True)
+        sorted_values = values.gather(1, order)
+        position = torch.arange(values.shape[1], device=values.device, dtype=torch.float64).expand_as(values)
+        # ties: the mean position of their run
+        starts = torch.ones_like(sorted_values, dtype=torch.bool)
+        starts[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
+        run = starts.cumsum(1) - 1
+        total = torch.zeros_like(position).scatter_add_(1, run, position)
+        size = torch.zeros_like(position).scatter_add_(1, run, torch.ones_like(position))
+        mean = (total / size.clamp_min(1)).gather(1, run)
+        return torch.empty_like(mean).scatter_(1, order, mean)
+
+    ra, rb = ranks(a.double()), ranks(b.double())
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)

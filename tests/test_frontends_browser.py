@@ -25,11 +25,13 @@ VIEWS = {  # explorer -> (its root's class, slider, canvas that follows it, the 
     "boundary": ("xl-boundary", "t-slider", "frame-canvas", "End"),
     "counterfactual": ("xl-counterfactual", "step-slider", "latent-frame-canvas", "Home"),
     "attribution": ("xl-attribution", "threshold-slider", "hybrid-canvas", "Home"),
+    "adversarial": ("xl-adversarial", "tail-slider", "image-canvas", "End"),
 }
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"
-    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
+    "from crosslens import AdversarialExplorer, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer\n"
+    "from crosslens import kernel_side as ks\n"
     "x_train, _, x_test, _ = ks.load_digits_split()",
     "boundary = BoundaryExplorer(ks.load_pretrained('digits-invertible'), x_test[:4], reference=x_train)\n"
     "boundary",
@@ -39,6 +41,8 @@ CELLS = [
     "cnn = ks.load_pretrained('digits-cnn')\n"
     "attribution = AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained('digits-flow'), x_test[:3]))\n"
     "attribution",
+    "adversarial = AdversarialExplorer(cnn, x_test[:3])\n"
+    "adversarial",
 ]
 CONFIGS = [("lab", "light"), ("lab", "dark"), ("notebook", "light"), ("notebook", "dark")]
 

@@ -20,6 +20,7 @@ VIEWS = {  # explorer -> (slider, canvas that follows it, the key that moves the
     "boundary": ("t-slider", "frame-canvas", "ArrowRight"),
     "counterfactual": ("step-slider", "latent-frame-canvas", "ArrowLeft"),
     "attribution": ("threshold-slider", "hybrid-canvas", "ArrowLeft"),
+    "adversarial": ("tail-slider", "image-canvas", "ArrowRight"),
 }
 
 
@@ -34,7 +35,9 @@ def saved(tmp_path_factory):
     assert counterfactual.wait(120)
     cnn = ks.load_pretrained("digits-cnn")
     attribution = crosslens.AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained("digits-flow"), x))
-    explorers = (("boundary", boundary), ("counterfactual", counterfactual), ("attribution", attribution))
+    adversarial = crosslens.AdversarialExplorer(cnn, x)
+    explorers = (("boundary", boundary), ("counterfactual", counterfactual), ("attribution", attribution),
+                 ("adversarial", adversarial))
     pages = {name: explorer.save_html(folder / f"{name}.html", title=f"{name} explorer") for name, explorer in explorers}
     sizes = "".join(f"saved {name} explorer (4 digits): {path.stat().st_size / 1024:.0f} KiB\n" for name, path in pages.items())
     print(sizes, end="")

@@ -1,7 +1,7 @@
 """crosslens: look inside PyTorch classifiers from a Jupyter notebook.
 
 The widgets live here (``crosslens.BoundaryExplorer``, ``crosslens.CounterfactualExplorer``,
-``crosslens.AttributionExplorer``, and
+``crosslens.AttributionExplorer``, ``crosslens.AdversarialExplorer``, and
 ``crosslens.DrawPad``, a pad to draw an input on that every explorer can follow);
 the engine that computes every explanation is :mod:`crosslens.kernel_side` (PyTorch only,
 usable without Jupyter).
@@ -13,11 +13,14 @@ References:
     counterfactuals with generative models. TPAMI 2024. https://arxiv.org/abs/2206.05075
     AttributionExplorer: Eckstein, Bates, Jefferis, Funke. Discriminative attribution from
     counterfactuals. arXiv 2109.13412 (2021). https://arxiv.org/abs/2109.13412
+    AdversarialExplorer: Rahnama, Tseng. An adversarial approach for explaining the
+    predictions of deep neural networks. CVPR Workshops 2021. https://arxiv.org/abs/2005.10284
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import kernel_side
+from .adversarial_explorer import AdversarialExplorer
 from .attribution_explorer import AttributionExplorer
 from .boundary_explorer import BoundaryExplorer
 from .counterfactual_explorer import CounterfactualExplorer
@@ -28,4 +31,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["AttributionExplorer", "BoundaryExplorer", "CounterfactualExplorer", "DrawPad", "kernel_side", "__version__"]
+__all__ = ["AdversarialExplorer", "AttributionExplorer", "BoundaryExplorer", "CounterfactualExplorer", "DrawPad", "kernel_side", "__version__"]

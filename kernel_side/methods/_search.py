@@ -8,7 +8,8 @@ alone [derived]. The running rows are kept compact (finished rows are dropped fr
 rather than masked), so a step costs what its running rows cost.
 
 Used by :mod:`crosslens.kernel_side.methods.counterfactuals` (Adam on a latent code or on
-the pixels, Dombrowski et al. 2024) and by the attack-based methods (projected gradient steps).
+the pixels, Dombrowski et al. 2024) and :mod:`crosslens.kernel_side.methods.axai` (projected
+gradient steps of an attack, Rahnama and Tseng 2021).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_int
 
-__all__ = ["RowAdam", "Trace", "check_callbacks", "search"]
+__all__ = ["RowAdam", "RowGradientStep", "Trace", "check_callbacks", "search"]
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
 ADAM_EPS = 1e-8
@@ -55,6 +56,22 @@ class RowAdam:
         """Keep the moments of ``rows`` (a bool mask over the current batch) only."""
         if self.exp_avg is not None:
             self.exp_avg, self.exp_avg_sq = self.exp_avg[rows], self.exp_avg_sq[rows]
+
+
+class RowGradientStep:
+    """Projected gradient descent's step on each row: ``-lr * g / ||g||_2`` (``norm="l2"``)
+    or ``-lr * sign(g)`` (``norm="linf"``); it keeps no state between steps."""
+
+    def __init__(self, lr: float, norm: str = "l2"):
+        self.lr, self.norm = lr, norm
+
+    def step(self, params: torch.Tensor, grad: torch.Tensor, count: int) -> torch.Tensor:
+        if self.norm == "linf":
+            return params - self.lr * grad.sign()
+        return params - self.lr * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Nothing to drop: the step has no state."""
 
 
 @dataclass(frozen=True)

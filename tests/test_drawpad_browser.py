@@ -1,11 +1,11 @@
 """End-to-end: a DrawPad and the explorers following it, in a real JupyterLab and Chromium.
 
 A small notebook shows a blank pad next to a BoundaryExplorer (``HBox([pad, explorer])``)
-and, in further outputs, a CounterfactualExplorer and an AttributionExplorer following the same
-pad. The test draws a vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the
+and, in further outputs, a CounterfactualExplorer, an AttributionExplorer and an
+AdversarialExplorer following the same pad. The test draws a vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the
 input itself) is classified 1 instead of the blank pad's 2, the counterfactual explorer searched
-again for the new drawing and the attribution explorer made and attributed a new pair for it
-(read from the kernel, and its view says so), and ``pad.value``, read from the kernel, is the bar the
+again for the new drawing, the attribution explorer made and attributed a new pair for it and
+the adversarial explorer attacked and segmented it (read from the kernel, and their views say so), and ``pad.value``, read from the kernel, is the bar the
 mouse drew (area averaged as the test computes it). After a page reload the pad shows its
 picture again. Then the keyboard alone: Tab onto the pad (a visible focus ring), move the
 cursor, draw a stroke with Space and the arrows, Tab out onto Undo (the canvas keeps Tab
@@ -28,11 +28,13 @@ from crosslens.drawpad import stroke_coverage
 BOUNDARY = '.xl-boundary[data-crosslens-ready="true"]'
 COUNTERFACTUAL = '.xl-counterfactual[data-crosslens-ready="true"]'
 ATTRIBUTION = '.xl-attribution[data-crosslens-ready="true"]'
+ADVERSARIAL = '.xl-adversarial[data-crosslens-ready="true"]'
 PAD_CANVAS = ".xl-drawpad canvas"
 
 CELLS = [
     "import ipywidgets, torch\n"
-    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, DrawPad, kernel_side as ks\n"
+    "from crosslens import AdversarialExplorer, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, DrawPad\n"
+    "from crosslens import kernel_side as ks\n"
     "torch.set_num_threads(1)\n"
     "x_train = ks.load_digits_split()[0]\n"
     "pad = DrawPad(debounce=0.3)\n"
@@ -44,6 +46,8 @@ CELLS = [
     "attributions = AttributionExplorer(ks.load_pretrained('digits-cnn'), pad, generator=ks.load_pretrained('digits-flow'),\n"
     "                                   methods=['ig', 'd_ig', 'residual'])\n"
     "attributions",
+    "adversarial = AdversarialExplorer(ks.load_pretrained('digits-cnn'), pad)\n"
+    "adversarial",
 ]
 
 pytestmark = pytest.mark.browser
@@ -92,6 +96,7 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     open_and_run_all(page, lab, name, BOUNDARY, timeout=120)
     page.wait_for_selector(COUNTERFACTUAL, timeout=60_000)
     page.wait_for_selector(ATTRIBUTION, timeout=60_000)
+    page.wait_for_selector(ADVERSARIAL, timeout=60_000)
     wait_cells_idle(page, timeout=60)
     boundary = page.locator(BOUNDARY)
     canvas = page.locator(PAD_CANVAS)
@@ -105,7 +110,7 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     scale = kernel_json(page, "pad.scale")
     drawn = draw_with_mouse(page, canvas, [(4.0, 1.0), (4.0, 7.0)], scale)
     page.wait_for_function("(el) => el.dataset.frameClass === '1'", arg=boundary.element_handle(), timeout=15_000)
-    wait_kernel(page, "not explorer.busy and not counterfactuals.busy and not attributions.busy",
+    wait_kernel(page, "not explorer.busy and not counterfactuals.busy and not attributions.busy and not adversarial.busy",
                 what="the explorers' recomputation")
     # pad.value, read from the kernel, is the bar the mouse drew
     value = np.array(kernel_json(page, "pad.value.flatten().tolist()")).reshape(8, 8)
@@ -125,6 +130,10 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     assert attributed[0] and attributed[2] == attributed[3] != attributed[1][0], attributed
     page.wait_for_function("(cls) => document.querySelector('.xl-attribution [data-role=\"status\"]').textContent"
                            ".includes(`x predicted ${cls} →`)", arg=attributed[1][0], timeout=15_000)
+    attacked = kernel_json(page, "[bool(torch.equal(adversarial.x[0], pad.value)), adversarial.predicted.tolist()]")
+    assert attacked == [True, [1]], attacked
+    page.wait_for_function("() => document.querySelector('.xl-adversarial [data-role=\"status\"]').textContent"
+                           ".includes('predicted 1 ·')", timeout=15_000)
 
     # 2. A page reload: ipycanvas' new views start blank; the pad draws its picture again
     save_notebook(page)

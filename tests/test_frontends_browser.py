@@ -25,7 +25,7 @@ VIEWS = {  # explorer -> (its root's class, slider, canvas that follows it, the 
     "boundary": ("xl-boundary", "t-slider", "frame-canvas", "End"),
     "counterfactual": ("xl-counterfactual", "step-slider", "latent-frame-canvas", "Home"),
     "attribution": ("xl-attribution", "threshold-slider", "hybrid-canvas", "Home"),
-    "adversarial": ("xl-adversarial", "tail-slider", "image-canvas", "End"),
+    "adversarial": ("xl-adversarial", "k-slider", "image-canvas", "Home"),
 }
 CELLS = [
     "import torch\n"

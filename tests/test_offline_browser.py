@@ -20,7 +20,7 @@ VIEWS = {  # explorer -> (slider, canvas that follows it, the key that moves the
     "boundary": ("t-slider", "frame-canvas", "ArrowRight"),
     "counterfactual": ("step-slider", "latent-frame-canvas", "ArrowLeft"),
     "attribution": ("threshold-slider", "hybrid-canvas", "ArrowLeft"),
-    "adversarial": ("tail-slider", "image-canvas", "ArrowRight"),
+    "adversarial": ("k-slider", "image-canvas", "ArrowLeft"),
 }
 
 

@@ -12,10 +12,13 @@ Every explanation function is called ``fn(model, [generator,] x, target=None, *,
 from .data import (
     DIGITS_CLASS_NAMES,
     MOONS_CLASS_NAMES,
+    SHAPES_CLASS_NAMES,
     LiftedMoons,
+    ShapeScenes,
     load_digits_split,
     load_lifted_moons_split,
     load_moons_split,
+    load_shapes_split,
 )
 from .methods.boundary import (
     BoundaryCurve,
@@ -54,11 +57,11 @@ GenerativeFitReport = FitReport  # the generators' report before there was one r
 __all__ = [
     "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",
     "BoundarySweep", "ConvClassifier", "CounterfactualReport", "CounterfactualResult", "DIGITS_CLASS_NAMES",
-    "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
-    "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "VAE",
-    "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions", "boundary_path",
-    "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles",
-    "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
-    "load_pretrained", "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary",
-    "random_shifts", "train_pretrained",
+    "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier", "LiftedMoons",
+    "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "SHAPES_CLASS_NAMES",
+    "ShapeScenes", "VAE", "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions",
+    "boundary_path", "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle",
+    "fit_oracles", "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split",
+    "load_moons_split", "load_pretrained", "load_shapes_split", "nearest_facet", "padded_bounds",
+    "pixel_counterfactual", "project_to_boundary", "random_shifts", "train_pretrained",
 ]

@@ -44,7 +44,7 @@ from .methods.counterfactuals import (
 )
 from .metrics import CounterfactualReport, bits_per_dim, evaluate, fit_oracle, fit_oracles
 from .models.classifiers import ConvClassifier, MLPClassifier
-from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
+from .models.flows import ActNorm, AffineCoupling, ConvAffineCoupling, Flow, Permutation, Squeeze
 from .models.generators import VAE, Generator, NormalizingFlow, dequantize
 from .models.invertible import InvertibleClassifier
 from .pretrained import PRETRAINED, load_pretrained, train_pretrained
@@ -56,12 +56,13 @@ GenerativeFitReport = FitReport  # the generators' report before there was one r
 
 __all__ = [
     "ActNorm", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath", "BoundaryProjection",
-    "BoundarySweep", "ConvClassifier", "CounterfactualReport", "CounterfactualResult", "DIGITS_CLASS_NAMES",
-    "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier", "LiftedMoons",
-    "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "SHAPES_CLASS_NAMES",
-    "ShapeScenes", "VAE", "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions",
-    "boundary_path", "boundary_sweep", "decision_regions", "dequantize", "evaluate", "fit", "fit_flow", "fit_oracle",
-    "fit_oracles", "fit_vae", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split",
-    "load_moons_split", "load_pretrained", "load_shapes_split", "nearest_facet", "padded_bounds",
-    "pixel_counterfactual", "project_to_boundary", "random_shifts", "train_pretrained",
+    "BoundarySweep", "ConvAffineCoupling", "ConvClassifier", "CounterfactualReport", "CounterfactualResult",
+    "DIGITS_CLASS_NAMES", "DecisionRegions", "FitReport", "Flow", "GenerativeFitReport", "Generator",
+    "InvertibleClassifier", "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED",
+    "Permutation", "SHAPES_CLASS_NAMES", "ShapeScenes", "Squeeze", "VAE", "bits_per_dim", "boundary_crossing",
+    "boundary_curves", "boundary_directions", "boundary_path", "boundary_sweep", "decision_regions", "dequantize",
+    "evaluate", "fit", "fit_flow", "fit_oracle", "fit_oracles", "fit_vae", "latent_counterfactual",
+    "load_digits_split", "load_lifted_moons_split", "load_moons_split", "load_pretrained", "load_shapes_split",
+    "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary", "random_shifts",
+    "train_pretrained",
 ]

@@ -12,10 +12,13 @@ Every explanation function is called ``fn(model, [generator,] x, target=None, *,
 from .data import (
     DIGITS_CLASS_NAMES,
     MOONS_CLASS_NAMES,
+    SHAPES_CLASS_NAMES,
     LiftedMoons,
+    ShapeScenes,
     load_digits_split,
     load_lifted_moons_split,
     load_moons_split,
+    load_shapes_split,
 )
 from .methods.boundary import (
     BoundaryCurve,
@@ -46,7 +49,7 @@ from .methods.counterfactuals import (
 )
 from .metrics import CounterfactualReport, aopc, bits_per_dim, evaluate, fit_oracle, fit_oracles
 from .models.classifiers import ConvClassifier, MLPClassifier
-from .models.flows import ActNorm, AffineCoupling, Flow, Permutation
+from .models.flows import ActNorm, AffineCoupling, ConvAffineCoupling, Flow, Permutation, Squeeze
 from .models.generators import VAE, Generator, NormalizingFlow, dequantize
 from .models.invertible import InvertibleClassifier
 from .pretrained import PRETRAINED, load_pretrained, train_pretrained
@@ -58,15 +61,15 @@ GenerativeFitReport = FitReport  # the generators' report before there was one r
 
 __all__ = [
     "ActNorm", "AdversarialExplanation", "AffineCoupling", "BoundaryCrossing", "BoundaryCurve", "BoundaryPath",
-    "BoundaryProjection", "BoundarySweep", "Comparison", "ConvClassifier", "CounterfactualPairs",
+    "BoundaryProjection", "BoundarySweep", "Comparison", "ConvAffineCoupling", "ConvClassifier", "CounterfactualPairs",
     "CounterfactualReport", "CounterfactualResult", "DACRanking", "DACResult", "DAC_METHODS", "DIGITS_CLASS_NAMES",
     "DecisionRegions", "Faithfulness", "FitReport", "Flow", "GenerativeFitReport", "Generator", "InvertibleClassifier",
-    "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation", "VAE",
-    "adversarial_explanation", "aopc", "bits_per_dim", "boundary_crossing", "boundary_curves", "boundary_directions",
-    "boundary_path", "boundary_sweep", "compare_faithfulness", "counterfactual_pairs", "dac_attributions",
-    "dac_ranking", "decision_regions", "dequantize", "discriminative_attribution", "evaluate",
-    "explanation_consistency", "fit", "fit_flow", "fit_oracle", "fit_oracles", "fit_vae", "key_share",
-    "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split", "load_pretrained",
-    "nearest_facet", "padded_bounds", "pixel_counterfactual", "project_to_boundary", "random_shifts", "segment_images",
-    "train_pretrained",
+    "LiftedMoons", "MLPClassifier", "MOONS_CLASS_NAMES", "NormalizingFlow", "PRETRAINED", "Permutation",
+    "SHAPES_CLASS_NAMES", "ShapeScenes", "Squeeze", "VAE", "adversarial_explanation", "aopc", "bits_per_dim",
+    "boundary_crossing", "boundary_curves", "boundary_directions", "boundary_path", "boundary_sweep",
+    "compare_faithfulness", "counterfactual_pairs", "dac_attributions", "dac_ranking", "decision_regions", "dequantize",
+    "discriminative_attribution", "evaluate", "explanation_consistency", "fit", "fit_flow", "fit_oracle", "fit_oracles",
+    "fit_vae", "key_share", "latent_counterfactual", "load_digits_split", "load_lifted_moons_split", "load_moons_split",
+    "load_pretrained", "load_shapes_split", "nearest_facet", "padded_bounds", "pixel_counterfactual",
+    "project_to_boundary", "random_shifts", "segment_images", "train_pretrained",
 ]

@@ -102,16 +102,26 @@ def bits_per_dim(flow, x: torch.Tensor, *, draws: int = 10, importance_weighted:
         raise TypeError(f"importance_weighted must be True or False, got {type(importance_weighted).__name__}")
     parameter = next(flow.parameters())
     x = check_inputs(x, flow.input_shape, "x", dtype=parameter.dtype, device=parameter.device)
-    dims = math.prod(flow.input_shape)
-    levels = getattr(flow, "levels", None)
-    if levels is None:
-        return -flow.log_prob(x) / (dims * math.log(2))
+    if getattr(flow, "levels", None) is None:
+        return -flow.log_prob(x) / (math.prod(flow.input_shape) * math.log(2))
+    return dequantised_bits(dequantised_log_probs(flow, x, draws, seed), flow, importance_weighted)
+
+
+def dequantised_log_probs(flow, x: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+    """``log(p(x + u_k) h^D)`` for ``draws`` dequantisation draws u_k per input of a checked
+    batch x, shape (draws, N): what both estimates of :func:`bits_per_dim` are made of (so
+    one set of draws can give both)."""
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    # log(p(x + u) h^D) for each draw, shape (draws, N)
     log_probs = torch.stack([flow.log_prob(dequantize(flow, x, generator)) for _ in range(draws)])
-    log_probs = log_probs - dims * math.log(levels - 1)
+    return log_probs - math.prod(flow.input_shape) * math.log(flow.levels - 1)
+
+
+def dequantised_bits(log_probs: torch.Tensor, flow, importance_weighted: bool) -> torch.Tensor:
+    """Bits per dimension, shape (N,), from :func:`dequantised_log_probs`: the standard
+    estimate (the mean over the draws) or the importance-weighted one (their log-mean-exp)."""
+    draws = log_probs.shape[0]
     log_prob = torch.logsumexp(log_probs, 0) - math.log(draws) if importance_weighted else log_probs.mean(0)
-    return -log_prob / (dims * math.log(2))
+    return -log_prob / (math.prod(flow.input_shape) * math.log(2))
 
 
 def fit_oracles(x_train, y_train, names=ORACLES) -> dict:

@@ -135,6 +135,47 @@ def test_every_shipped_model_loads(name):
     assert isinstance(model, ks.Generator) == isinstance(model, (NormalizingFlow, VAE))
 
 
+def test_convolutional_couplings_on_squeezed_scales_are_exact_bijections():
+    """The image flow of the shapes: conv couplings after squeezes invert to float64 precision
+    and their log-determinant is the Jacobian's."""
+    flow = NormalizingFlow.build((3, 8, 8), blocks=6, hidden=8, levels=None, conditioner="conv", squeeze=2).double()
+    with torch.no_grad():  # leave the identity they start as
+        for layer in flow.flow.layers:
+            if isinstance(layer, ks.AffineCoupling):
+                layer.net[-1].weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        z = flow.encode(x)
+        assert (flow.decode(z) - x).abs().max() <= 1e-12 and (z - x.reshape(4, -1)).abs().max() > 0.1
+    jacobian = torch.autograd.functional.jacobian(lambda row: flow.encode(row.reshape(1, 3, 8, 8))[0], x[0].reshape(-1))
+    log_det = flow.log_prob(x[:1]) + 0.5 * (z[:1].pow(2).sum() + z.shape[1] * math.log(2 * math.pi))
+    assert torch.linalg.slogdet(jacobian)[1].item() == pytest.approx(log_det.item(), abs=1e-9)
+
+
+def test_the_layout_of_convolutional_couplings_on_squeezed_scales():
+    layers = list(ks.InvertibleClassifier.build((3, 32, 32), 4, blocks=7, hidden=8, conditioner="conv",
+                                                squeeze=2).flow.layers)
+    squeezes = [index for index, layer in enumerate(layers) if isinstance(layer, ks.Squeeze)]
+    couplings = [layer for layer in layers if isinstance(layer, ks.AffineCoupling)]
+    assert squeezes == [1, 10] and len(couplings) == 7  # 4 couplings on (12, 16, 16), then 3 on (48, 8, 8)
+    assert [layer.image_shape for layer in couplings] == [(12, 16, 16)] * 4 + [(48, 8, 8)] * 3
+    masks = [layer.mask.reshape(layer.image_shape) for layer in couplings]
+    for mask in masks:
+        assert mask.sum() == mask.numel() / 2
+    for first, second in ((0, 1), (2, 3)):  # checkerboards, then a half of the channels, each with its complement
+        assert torch.equal(masks[first] + masks[second], torch.ones_like(masks[first]))
+    assert torch.equal(masks[0][0], masks[0][5]) and not torch.equal(masks[0][0, 0], masks[0][0, 1])
+    assert masks[2].amax((1, 2)).equal(masks[2].amin((1, 2)))  # the same at every position
+    # a squeeze is the space-to-depth permutation: each 2x2 patch becomes 4 channels of one position
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    squeezed = ks.Squeeze((1, 4, 4))(image.reshape(1, -1))[0].reshape(4, 2, 2)
+    assert squeezed[:, 0, 0].tolist() == [0, 1, 4, 5] and squeezed[:, 1, 1].tolist() == [10, 11, 14, 15]
+    # conv couplings have as many weights whatever the image size; an MLP coupling's grow with it
+    small, large = (sum(p.numel() for p in ks.NormalizingFlow.build(shape, blocks=2, hidden=8, conditioner="conv")
+                        .parameters() if p.ndim > 1) for shape in ((3, 8, 8), (3, 32, 32)))
+    assert small == large
+
+
 def test_building_is_seeded_and_leaves_the_global_random_state_alone():
     state = torch.random.get_rng_state()
     first, second = (MLPClassifier.build((3,), 2, hidden=4, seed=5) for _ in range(2))
@@ -185,6 +226,12 @@ def test_interrupting_training_keeps_the_best_weights(digits, monkeypatch):
     (lambda: MLPClassifier.build((4,), num_classes=1), ValueError, "num_classes"),
     (lambda: MLPClassifier.build(4, num_classes=2), TypeError, "input_shape"),
     (lambda: ConvClassifier.build((10,), num_classes=2), ValueError, "input_shape"),
+    (lambda: ConvClassifier.build((1, 8, 8), num_classes=2, blocks=4), ValueError, "divisible by 2 \\*\\* blocks"),
+    (lambda: ConvClassifier.build((1, 8, 8), num_classes=2, pooling="max"), ValueError, "pooling"),
+    (lambda: NormalizingFlow.build((1, 8, 8), conditioner="cnn"), ValueError, "conditioner"),
+    (lambda: NormalizingFlow.build((10,), conditioner="conv"), ValueError, "conditioner='conv'"),
+    (lambda: ks.InvertibleClassifier.build((1, 8, 8), 2, squeeze=-1), ValueError, "squeeze"),
+    (lambda: ks.InvertibleClassifier.build((3, 12, 12), 2, squeeze=3), ValueError, "divisible by 2 \\*\\* squeeze"),
     (lambda: ks.load_lifted_moons_split(dim=1), ValueError, "dim"),
     (lambda: ks.load_lifted_moons_split(noise=-1.0), ValueError, "noise"),
     (lambda: ks.load_lifted_moons_split().manifold_distance(torch.zeros(3, 2)), ValueError, "x must have shape"),

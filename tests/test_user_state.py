@@ -20,6 +20,7 @@ def test_no_loader_builder_or_fit_touches_the_global_random_state(digits):
         "load_digits_split": ks.load_digits_split,
         "load_moons_split": ks.load_moons_split,
         "load_lifted_moons_split": ks.load_lifted_moons_split,
+        "load_shapes_split": lambda: ks.load_shapes_split(train=8, test=8),
         "InvertibleClassifier.build": lambda: ks.InvertibleClassifier.build((2,), 2, blocks=2, hidden=8, seed=3),
         "MLPClassifier.build": lambda: ks.MLPClassifier.build((2,), 2, seed=3),
         "ConvClassifier.build": lambda: ks.ConvClassifier.build((1, 8, 8), 10, channels=2, hidden=4, seed=3),

@@ -16,10 +16,12 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_architecture
+from .._checks import check_architecture, check_choice
 from .._runtime import seeded
 
 __all__ = ["ConvClassifier", "MLPClassifier"]
+
+POOLINGS = ("flatten", "average")
 
 
 class _Classifier(nn.Module):
@@ -69,36 +71,54 @@ class MLPClassifier(_Classifier):
 
 
 class ConvClassifier(_Classifier):
-    """Two 3x3 convolution blocks (each conv, SiLU, 2x2 average pooling), then an MLP head.
+    """3x3 convolution blocks (each conv, SiLU, 2x2 average pooling), then an MLP head.
 
     Arguments (of :meth:`build`):
-        input_shape: ``(channels, height, width)``, height and width divisible by 4.
+        input_shape: ``(channels, height, width)``, height and width divisible by ``2 ** blocks``.
         num_classes: C, the number of classes (at least 2).
-        channels: output channels of the first block; the second has twice as many.
+        channels: output channels of the first block; each further block doubles them.
         hidden: width of the hidden layer of the head.
+        blocks: the number of convolution blocks (2 for 8x8 digits; 3 for 32x32 scenes,
+            whose objects span more than the 8 pixels two blocks see).
+        pooling: what the head sees: ``"flatten"`` every position of the last block's
+            feature map, or ``"average"`` their mean over the positions (a global average
+            pooling: the head cannot tell where a feature was found, so what it learns
+            about an object anywhere holds everywhere).
         seed: seeds the initial weights (the global random state is left untouched).
 
     Example:
         >>> model = ConvClassifier.build((1, 8, 8), num_classes=10, channels=4, hidden=16)
         >>> model(torch.zeros(5, 1, 8, 8)).shape
         torch.Size([5, 10])
+        >>> ConvClassifier.build((3, 32, 32), 4, channels=4, hidden=8, blocks=3, pooling="average")(
+        ...     torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 4])
     """
 
     @classmethod
     def build(cls, input_shape: tuple[int, ...], num_classes: int, channels: int = 32, hidden: int = 128,
-              seed: int = 0) -> "ConvClassifier":
-        shape = check_architecture(input_shape, num_classes=num_classes, channels=channels, hidden=hidden)
-        if len(shape) != 3 or shape[1] % 4 or shape[2] % 4:
-            raise ValueError(f"input_shape must be (channels, height, width) with height and width divisible by 4, "
-                             f"got {tuple(input_shape)}")
+              blocks: int = 2, pooling: str = "flatten", seed: int = 0) -> "ConvClassifier":
+        shape = check_architecture(input_shape, num_classes=num_classes, channels=channels, hidden=hidden,
+                                   blocks=blocks)
+        check_choice(pooling, "pooling", POOLINGS)
+        side = 2**blocks
+        if len(shape) != 3 or shape[1] % side or shape[2] % side:
+            raise ValueError(f"input_shape must be (channels, height, width) with height and width divisible by "
+                             f"2 ** blocks = {side}, got {tuple(input_shape)}")
         with seeded(seed):
-            net = nn.Sequential(
-                nn.Conv2d(shape[0], channels, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
-                nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
-                nn.Flatten(),
-                nn.Linear(2 * channels * (shape[1] // 4) * (shape[2] // 4), hidden), nn.SiLU(),
-                nn.Linear(hidden, num_classes),
-            )
+            modules: list[nn.Module] = []
+            width_in = shape[0]
+            for block in range(blocks):
+                width_out = channels * 2**block
+                modules += [nn.Conv2d(width_in, width_out, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2)]
+                width_in = width_out
+            if pooling == "average":
+                modules.append(nn.AdaptiveAvgPool2d(1))
+                features = width_in
+            else:
+                features = width_in * (shape[1] // side) * (shape[2] // side)
+            modules += [nn.Flatten(), nn.Linear(features, hidden), nn.SiLU(), nn.Linear(hidden, num_classes)]
+            net = nn.Sequential(*modules)
         config = {"input_shape": list(shape), "num_classes": num_classes, "channels": channels, "hidden": hidden,
-                  "seed": seed}
+                  "blocks": blocks, "pooling": pooling, "seed": seed}
         return cls(net, shape, num_classes, config)

@@ -26,7 +26,7 @@ from torch import nn
 
 from .._checks import check_architecture, check_choice, check_int, check_real
 from .._runtime import seeded
-from .flows import Flow, coupling_flow
+from .flows import CONDITIONERS, Flow, coupling_flow
 
 __all__ = ["Generator", "NormalizingFlow", "VAE", "dequantize"]
 
@@ -76,9 +76,13 @@ class NormalizingFlow(nn.Module):
     Arguments (of :meth:`build`):
         input_shape: the shape of one input, e.g. ``(1, 8, 8)`` or ``(10,)``.
         blocks: the number of affine couplings; hidden: width of their conditioners.
-        levels: the number of quantisation levels of the data, or None for continuous data.
+        levels: the number of quantisation levels of the data, or None for continuous data
+            (256 for 8-bit images such as :func:`~crosslens.kernel_side.load_shapes_split`).
         clamp: bound of each coupling's log-scale.
         seed: seeds weights, masks and permutations (the global random state is left untouched).
+        conditioner, squeeze: the couplings' conditioners (``"mlp"`` or ``"conv"``) and the
+            number of coarser scales they run at, as in
+            :func:`~crosslens.kernel_side.models.flows.coupling_flow`.
 
     Example:
         >>> flow = NormalizingFlow.build((1, 8, 8), blocks=2, hidden=16)
@@ -102,16 +106,19 @@ class NormalizingFlow(nn.Module):
 
     @classmethod
     def build(cls, input_shape: tuple[int, ...], blocks: int = 8, hidden: int = 128, levels: int | None = 17,
-              clamp: float = 2.0, seed: int = 0) -> "NormalizingFlow":
+              clamp: float = 2.0, seed: int = 0, conditioner: str = "mlp", squeeze: int = 0) -> "NormalizingFlow":
         shape = check_architecture(input_shape, blocks=blocks, hidden=hidden)
         if levels is not None:
             check_int(levels, "levels (None for continuous data)", minimum=2)
         check_real(clamp, "clamp", 0.0)
+        check_choice(conditioner, "conditioner", CONDITIONERS)
+        check_int(squeeze, "squeeze", minimum=0)
         with seeded(seed):
-            flow = coupling_flow(shape, blocks, hidden, clamp, torch.Generator().manual_seed(seed))
+            flow = coupling_flow(shape, blocks, hidden, clamp, torch.Generator().manual_seed(seed), conditioner,
+                                 squeeze)
         model = cls(flow, shape, levels)
         model.config = {"input_shape": list(shape), "blocks": blocks, "hidden": hidden, "levels": levels,
-                        "clamp": clamp, "seed": seed}
+                        "clamp": clamp, "seed": seed, "conditioner": conditioner, "squeeze": squeeze}
         return model
 
     def _pixel_affine(self) -> tuple[float, float]:

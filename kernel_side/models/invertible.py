@@ -17,8 +17,9 @@ import math
 import torch
 from torch import nn
 
+from .._checks import check_choice, check_int
 from .._runtime import seeded
-from .flows import Flow, coupling_flow
+from .flows import CONDITIONERS, Flow, coupling_flow
 
 __all__ = ["InvertibleClassifier"]
 
@@ -55,12 +56,20 @@ class InvertibleClassifier(nn.Module):
         hidden: int = 64,
         clamp: float = 2.0,
         seed: int = 0,
+        conditioner: str = "mlp",
+        squeeze: int = 0,
     ) -> "InvertibleClassifier":
         """A fresh model whose feature map is :func:`~crosslens.kernel_side.models.flows.coupling_flow`
         (``blocks`` affine couplings, each followed by ActNorm) and a linear head; ``seed`` seeds
-        its initial weights (the global random state is left untouched)."""
+        its initial weights (the global random state is left untouched). ``conditioner``
+        (``"mlp"`` or ``"conv"``) and ``squeeze`` (coarser scales for the couplings) are
+        those of ``coupling_flow``: for colour images such as (3, 32, 32), convolutional
+        couplings on squeezed scales keep the model small and let it see whole objects."""
+        check_choice(conditioner, "conditioner", CONDITIONERS)
+        check_int(squeeze, "squeeze", minimum=0)
         with seeded(seed):  # seeds the weights, never the user's random state
-            flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed))
+            flow = coupling_flow(tuple(input_shape), blocks, hidden, clamp, torch.Generator().manual_seed(seed),
+                                 conditioner, squeeze)
             model = cls(flow, num_classes, input_shape)
         model.config = {
             "input_shape": list(input_shape),
@@ -69,6 +78,8 @@ class InvertibleClassifier(nn.Module):
             "hidden": hidden,
             "clamp": clamp,
             "seed": seed,
+            "conditioner": conditioner,
+            "squeeze": squeeze,
         }
         return model
 

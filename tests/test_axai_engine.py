@@ -160,3 +160,16 @@ def test_bad_input_is_refused_clearly(cnn, x):
     with pytest.raises(ValueError, match=r"removal must be one of \('zero', 'blur'\)"):
         ks.aopc(cnn, x, torch.zeros(16, 8, 8, dtype=torch.long), torch.zeros(16, 1, dtype=torch.long),
                 torch.zeros(16, dtype=torch.long), removal="mean")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return ks.load_shapes_split()
+
+
+def test_on_the_shape_scenes_the_top_segments_fall_on_the_red_object(shapes):
+    classifier = ks.load_pretrained("shapes-cnn")
+    explained = ks.adversarial_explanation(classifier, shapes.x_test[:100])
+    assert explained.segments.shape == (100, 32, 32) and (explained.num_segments >= 5).all()  # quickshift
+    axai, random = ks.key_share(explained, shapes.key_masks_test[:100])
+    assert axai > random + 0.2, (axai, random)  # measured: 0.50 against 0.11

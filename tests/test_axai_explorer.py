@@ -111,3 +111,12 @@ def test_bad_input_is_refused_clearly(cnn, digits):
 def test_it_saves_a_figure_and_a_page(explorer, tmp_path):
     assert explorer.save_png(tmp_path / "axai.png").read_bytes()[:4] == b"\x89PNG"
     assert "Adversarial explorer" in explorer.save_html(tmp_path / "axai.html").read_text()
+
+
+def test_it_explains_colour_scenes():
+    shapes = ks.load_shapes_split()
+    explorer = AdversarialExplorer(ks.load_pretrained("shapes-cnn"), shapes.x_test[:2], class_names=ks.SHAPES_CLASS_NAMES)
+    assert explorer.segments.shape == (32, 32) and int(explorer.segments.max()) + 1 >= explorer.k
+    arrays, _ = unpack(explorer.payload)
+    assert arrays["levels"].shape == (2, 3, 32, 32) and arrays["perturbation"].shape == (2, 3, 32, 32)
+    assert explorer.to_figure() is not None

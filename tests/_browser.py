@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,20 @@ def kernel_output(page, code: str, timeout_ms: int = 30_000) -> str:
         }""",
         [code, timeout_ms],
     )
+
+
+def python_value(page, expression: str) -> str:
+    """``str(expression)`` as the notebook's kernel prints it."""
+    return kernel_output(page, f"print({expression})").strip()
+
+
+def wait_python(page, expression: str, expected: str, timeout: float = 15.0) -> None:
+    """Poll the kernel until ``expression`` prints ``expected`` (the kernel's state, not the view's)."""
+    deadline = time.monotonic() + timeout
+    while (value := python_value(page, expression)) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} is {value!r} in the kernel, expected {expected!r}")
+        page.wait_for_timeout(100)
 
 
 def assert_clean_console(log: ConsoleLog) -> None:

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, kernel_output, press_and_expect,
-    wait_canvas_change, write_notebook,
+    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, press_and_expect, python_value,
+    wait_canvas_change, wait_python, write_notebook,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
 
@@ -32,18 +32,6 @@ CELLS = [
 ]
 
 pytestmark = pytest.mark.browser
-
-
-def python_value(page, expression: str) -> str:
-    return kernel_output(page, f"print({expression})").strip()
-
-
-def wait_python(page, expression: str, expected: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (value := python_value(page, expression)) != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{expression} is {value!r} in the kernel, expected {expected!r}")
-        page.wait_for_timeout(100)
 
 
 def test_adversarial_explorer_in_jupyterlab(lab, page, tmp_path):

@@ -183,7 +183,10 @@ def load_pretrained(name: str) -> nn.Module:
     ``test_draws`` says fewer, seed 0), and for quantised data also
     ``test_bits_per_dim_importance_weighted`` (the tighter importance-weighted estimate over
     the same draws) and ``noise_draws`` (stored since the shapes: 10 for the 8-bit
-    shapes-flow, where 100 would take minutes); ``test_mse`` for the VAE.
+    shapes-flow, where 100 would take minutes); ``test_mse`` for the VAE; for FLINT models
+    ``test_accuracy`` (f), ``test_accuracy_g``, ``test_fidelity``, ``test_cns_2`` and
+    ``test_coverage`` (per attribute, the classes it is relevant for; see
+    :func:`~crosslens.kernel_side.flint_metrics`). Every recipe records ``train_seconds``.
 
     Example:
         >>> model = load_pretrained("moons-invertible")

@@ -161,7 +161,8 @@ def test_maximum_activating_samples_are_the_argmax(flint, digits):
 def test_activation_maximisation_is_batched_over_attributes_and_excites_each(flint, digits, monkeypatch):
     starts = []
     search = flint_methods.search
-    monkeypatch.setattr(flint_methods, "search", lambda start, *a, **k: starts.append(start.shape) or search(start, *a, **k))
+    monkeypatch.setattr(flint_methods, "search",
+                        lambda start, *args, **kwargs: starts.append(start.shape) or search(start, *args, **kwargs))
     x_init = digits[2][0]
     images = ks.activation_maximisation(flint, x_init)
     assert images.shape == (12, 1, 8, 8)

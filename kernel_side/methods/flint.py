@@ -289,7 +289,8 @@ class FlintReport:
         lines = [f"accuracy f  {100 * self.accuracy_f:5.1f} %", f"accuracy g  {100 * self.accuracy_g:5.1f} %",
                  f"fidelity    {100 * self.fidelity:5.1f} %"]
         lines += [f"CNS({tau:g}){' ' * max(0, 6 - len(f'{tau:g}'))}{value:6.2f}" for tau, value in self.cns.items()]
-        lines.append("classes per attribute (r_jc > " f"{self.threshold:g}): " + " ".join(map(str, self.coverage.tolist())))
+        coverage = " ".join(map(str, self.coverage.tolist()))
+        lines.append(f"classes per attribute (r_jc > {self.threshold:g}): {coverage}")
         return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names:
         model, _, metrics = train_pretrained(name)
         save_pretrained(model, metrics, out / f"{name}.pt")
-        tests = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key.startswith("test_"))
+        tests = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items()
+                          if key.startswith("test_") and isinstance(value, float))
         print(f"{name}: {tests}, {metrics['train_seconds']:.1f} s -> {out / (name + '.pt')}")
 
 

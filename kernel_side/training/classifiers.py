@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_classifier, check_inputs, check_placement, check_targets
+from .._runtime import seeded
 from .loop import FitReport, check_training_settings, train_with_early_stopping
 
 __all__ = ["fit", "random_shifts"]
@@ -69,7 +70,8 @@ def fit(
         patience: epochs without improvement before stopping.
         augment: ``augment(batch, generator) -> batch`` applied to each training batch, e.g.
             :func:`random_shifts` for images.
-        seed: seeds the split, the shuffling and the dequantisation noise.
+        seed: seeds the split, the shuffling, the dequantisation noise and any dropout (the
+            global random state is left untouched).
 
     The learning rate halves whenever the validation objective stalls for ``patience // 3``
     epochs. Interrupting (Ctrl-C, or the notebook's stop button) keeps the best weights so far.
@@ -110,9 +112,10 @@ def fit(
         val_loss, logits = _objective(model, x_val, y_val, objective, nll_weight)
         return val_loss.item(), {"val_accuracy": (logits.argmax(1) == y_val).float().mean().item()}
 
-    return train_with_early_stopping(model, optimizer, batch_loss, validate, count=len(x_train),
-                                     batch_size=batch_size, epochs=epochs, patience=patience, generator=generator,
-                                     progress=progress, after_validation=scheduler.step)
+    with seeded(seed):  # what draws from the global stream (dropout) draws from a forked, seeded one
+        return train_with_early_stopping(model, optimizer, batch_loss, validate, count=len(x_train),
+                                         batch_size=batch_size, epochs=epochs, patience=patience,
+                                         generator=generator, progress=progress, after_validation=scheduler.step)
 
 
 def random_shifts(max_shift: int = 1) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:

@@ -1,11 +1,12 @@
 """End-to-end: a DrawPad and the explorers following it, in a real JupyterLab and Chromium.
 
 A small notebook shows a blank pad next to a BoundaryExplorer (``HBox([pad, explorer])``)
-and, in further outputs, a CounterfactualExplorer, an AttributionExplorer and an
-AdversarialExplorer following the same pad. The test draws a vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the
+and, in further outputs, a CounterfactualExplorer, an AttributionExplorer, an
+AdversarialExplorer and an AttributeBrowser following the same pad. The test draws a vertical bar WITH THE MOUSE; then the boundary view's frame (t = 0: the
 input itself) is classified 1 instead of the blank pad's 2, the counterfactual explorer searched
 again for the new drawing, the attribution explorer made and attributed a new pair for it and
-the adversarial explorer attacked and segmented it (read from the kernel, and their views say so), and ``pad.value``, read from the kernel, is the bar the
+the adversarial explorer attacked and segmented it and the attribute browser interpreted it (read
+from the kernel, and their views say so), and ``pad.value``, read from the kernel, is the bar the
 mouse drew (area averaged as the test computes it). After a page reload the pad shows its
 picture again. Then the keyboard alone: Tab onto the pad (a visible focus ring), move the
 cursor, draw a stroke with Space and the arrows, Tab out onto Undo (the canvas keeps Tab
@@ -29,11 +30,13 @@ BOUNDARY = '.xl-boundary[data-crosslens-ready="true"]'
 COUNTERFACTUAL = '.xl-counterfactual[data-crosslens-ready="true"]'
 ATTRIBUTION = '.xl-attribution[data-crosslens-ready="true"]'
 ADVERSARIAL = '.xl-adversarial[data-crosslens-ready="true"]'
+ATTRIBUTE = '.xl-attribute[data-crosslens-ready="true"]'
 PAD_CANVAS = ".xl-drawpad canvas"
 
 CELLS = [
     "import ipywidgets, torch\n"
-    "from crosslens import AdversarialExplorer, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, DrawPad\n"
+    "from crosslens import AdversarialExplorer, AttributeBrowser, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer\n"
+    "from crosslens import DrawPad\n"
     "from crosslens import kernel_side as ks\n"
     "torch.set_num_threads(1)\n"
     "x_train = ks.load_digits_split()[0]\n"
@@ -48,6 +51,9 @@ CELLS = [
     "attributions",
     "adversarial = AdversarialExplorer(ks.load_pretrained('digits-cnn'), pad)\n"
     "adversarial",
+    "flint = ks.load_pretrained('digits-flint')\n"
+    "attributes_of = AttributeBrowser(flint, pad, reference=x_train[:300])\n"
+    "attributes_of",
 ]
 
 pytestmark = pytest.mark.browser
@@ -97,6 +103,7 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     page.wait_for_selector(COUNTERFACTUAL, timeout=60_000)
     page.wait_for_selector(ATTRIBUTION, timeout=60_000)
     page.wait_for_selector(ADVERSARIAL, timeout=60_000)
+    page.wait_for_selector(ATTRIBUTE, timeout=60_000)
     wait_cells_idle(page, timeout=60)
     boundary = page.locator(BOUNDARY)
     canvas = page.locator(PAD_CANVAS)
@@ -110,7 +117,8 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     scale = kernel_json(page, "pad.scale")
     drawn = draw_with_mouse(page, canvas, [(4.0, 1.0), (4.0, 7.0)], scale)
     page.wait_for_function("(el) => el.dataset.frameClass === '1'", arg=boundary.element_handle(), timeout=15_000)
-    wait_kernel(page, "not explorer.busy and not counterfactuals.busy and not attributions.busy and not adversarial.busy",
+    wait_kernel(page, "not explorer.busy and not counterfactuals.busy and not attributions.busy and not adversarial.busy "
+                "and not attributes_of.busy",
                 what="the explorers' recomputation")
     # pad.value, read from the kernel, is the bar the mouse drew
     value = np.array(kernel_json(page, "pad.value.flatten().tolist()")).reshape(8, 8)
@@ -134,6 +142,11 @@ def test_drawing_on_the_pad_drives_both_explorers(lab, page, tmp_path):
     assert attacked == [True, [1]], attacked
     page.wait_for_function("() => document.querySelector('.xl-adversarial [data-role=\"status\"]').textContent"
                            ".includes('predicted 1 ·')", timeout=15_000)
+    interpreted = kernel_json(page, "[bool(torch.equal(attributes_of.x[0], pad.value)), attributes_of.predicted.tolist(), "
+                                    "int(flint.interpret(pad.value[None]).argmax())]")
+    assert interpreted[0] and interpreted[1] == [interpreted[2]], interpreted
+    page.wait_for_function("(c) => document.querySelector('.xl-attribute [data-role=\"status\"]').textContent"
+                           ".includes(`g predicts ${c} ·`)", arg=str(interpreted[2]), timeout=15_000)
 
     # 2. A page reload: ipycanvas' new views start blank; the pad draws its picture again
     save_notebook(page)

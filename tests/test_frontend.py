@@ -15,7 +15,9 @@ import pytest
 import torch
 
 import crosslens
-from crosslens import AdversarialExplorer, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks
+from crosslens import (
+    AdversarialExplorer, AttributeBrowser, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks,
+)
 from crosslens import _assets
 from crosslens.payload import pack, quantized, read_header, unpack
 
@@ -58,7 +60,8 @@ def test_payload_rejects_bad_input_naming_the_array():
 
 
 VIEWS = {BoundaryExplorer: "boundary_explorer.js", CounterfactualExplorer: "counterfactual_explorer.js",
-         AttributionExplorer: "attribution_explorer.js", AdversarialExplorer: "adversarial_explorer.js"}
+         AttributionExplorer: "attribution_explorer.js", AdversarialExplorer: "adversarial_explorer.js",
+         AttributeBrowser: "attribute_browser.js"}
 
 
 @pytest.mark.parametrize("widget", list(VIEWS))
@@ -115,6 +118,7 @@ def test_package_exports():
     assert crosslens.kernel_side is ks and crosslens.BoundaryExplorer is BoundaryExplorer
     assert crosslens.CounterfactualExplorer is CounterfactualExplorer
     assert crosslens.AttributionExplorer is AttributionExplorer and crosslens.AdversarialExplorer is AdversarialExplorer
+    assert crosslens.AttributeBrowser is AttributeBrowser
     assert isinstance(crosslens.__version__, str)
     assert json.loads(json.dumps(BoundaryExplorer._esm))  # plain text, serialisable to the front end
 

@@ -21,16 +21,17 @@ from _jupyterlab import ConsoleLog, JupyterLab, launch_chromium, open_and_run_al
 pytestmark = pytest.mark.browser
 
 READY = '.crosslens[data-crosslens-ready="true"]'
-VIEWS = {  # explorer -> (its root's class, slider, canvas that follows it, the key that moves the slider from its start)
-    "boundary": ("xl-boundary", "t-slider", "frame-canvas", "End"),
-    "counterfactual": ("xl-counterfactual", "step-slider", "latent-frame-canvas", "Home"),
-    "attribution": ("xl-attribution", "threshold-slider", "hybrid-canvas", "Home"),
-    "adversarial": ("xl-adversarial", "k-slider", "image-canvas", "Home"),
+VIEWS = {  # explorer -> (its root's class, a control, the canvas that follows it, the key that changes the control)
+    "boundary": ("xl-boundary", 'input[data-role="t-slider"]', "frame-canvas", "End"),
+    "counterfactual": ("xl-counterfactual", 'input[data-role="step-slider"]', "latent-frame-canvas", "Home"),
+    "attribution": ("xl-attribution", 'input[data-role="threshold-slider"]', "hybrid-canvas", "Home"),
+    "adversarial": ("xl-adversarial", 'input[data-role="k-slider"]', "image-canvas", "Home"),
+    "attribute": ("xl-attribute", '[data-role="relevance-cell"]:not(.xl-fl-selected)', "attribute-picture", "Enter"),
 }
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"
-    "from crosslens import AdversarialExplorer, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer\n"
+    "from crosslens import AdversarialExplorer, AttributeBrowser, AttributionExplorer, BoundaryExplorer, CounterfactualExplorer\n"
     "from crosslens import kernel_side as ks\n"
     "x_train, _, x_test, _ = ks.load_digits_split()",
     "boundary = BoundaryExplorer(ks.load_pretrained('digits-invertible'), x_test[:4], reference=x_train)\n"
@@ -43,6 +44,8 @@ CELLS = [
     "attribution",
     "adversarial = AdversarialExplorer(cnn, x_test[:3])\n"
     "adversarial",
+    "attribute = AttributeBrowser(ks.load_pretrained('digits-flint'), x_test[:6], reference=x_test[:200])\n"
+    "attribute",
 ]
 CONFIGS = [("lab", "light"), ("lab", "dark"), ("notebook", "light"), ("notebook", "dark")]
 
@@ -72,14 +75,14 @@ def restart_and_run_all(page) -> None:
 
 
 def respond(page, name: str, screenshot) -> None:
-    """The explorer ``name`` redraws when its slider moves (keyboard); a screenshot of it."""
-    root_class, slider_role, canvas_role, key = VIEWS[name]
+    """The explorer ``name`` redraws when its control changes (keyboard); a screenshot of it."""
+    root_class, control, canvas_role, key = VIEWS[name]
     root = page.locator(f".{root_class}{READY[len('.crosslens'):]}")
     assert root.count() == 1, f"{root.count()} live {name} views"
     root.scroll_into_view_if_needed()
     if name == "counterfactual":
         page.wait_for_function("(el) => el.dataset.busy === 'false'", arg=root.element_handle(), timeout=60_000)
-    slider, canvas = root.locator(f'input[data-role="{slider_role}"]'), root.locator(f'canvas[data-role="{canvas_role}"]')
+    slider, canvas = root.locator(control).first, root.locator(f'canvas[data-role="{canvas_role}"]')
     before = canvas_data(canvas)
     slider.focus()
     page.keyboard.press(key)

@@ -1,5 +1,5 @@
 """End-to-end: every explorer saved with ``save_html`` works from disk in a real Chromium with
-the network off, in the light and the dark colour scheme: the view draws, a slider moved with
+the network off, in the light and the dark colour scheme: the view draws, a control changed with
 the keyboard changes the picture, the controls that need the kernel are disabled and say so,
 and the browser logs no error."""
 
@@ -16,11 +16,12 @@ from _jupyterlab import launch_chromium
 
 pytestmark = pytest.mark.browser
 
-VIEWS = {  # explorer -> (slider, canvas that follows it, the key that moves the slider from its start)
-    "boundary": ("t-slider", "frame-canvas", "ArrowRight"),
-    "counterfactual": ("step-slider", "latent-frame-canvas", "ArrowLeft"),
-    "attribution": ("threshold-slider", "hybrid-canvas", "ArrowLeft"),
-    "adversarial": ("k-slider", "image-canvas", "ArrowLeft"),
+VIEWS = {  # explorer -> (a control, the canvas that follows it, the key that changes the control, presses)
+    "boundary": ('input[data-role="t-slider"]', "frame-canvas", "ArrowRight", 12),
+    "counterfactual": ('input[data-role="step-slider"]', "latent-frame-canvas", "ArrowLeft", 12),
+    "attribution": ('input[data-role="threshold-slider"]', "hybrid-canvas", "ArrowLeft", 12),
+    "adversarial": ('input[data-role="k-slider"]', "image-canvas", "ArrowLeft", 12),
+    "attribute": ('[data-role="relevance-cell"]:not(.xl-fl-selected)', "attribute-picture", "Enter", 1),
 }
 
 
@@ -36,8 +37,9 @@ def saved(tmp_path_factory):
     cnn = ks.load_pretrained("digits-cnn")
     attribution = crosslens.AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained("digits-flow"), x))
     adversarial = crosslens.AdversarialExplorer(cnn, x)
+    attribute = crosslens.AttributeBrowser(ks.load_pretrained("digits-flint"), x, reference=ks.load_digits_split()[2])
     explorers = (("boundary", boundary), ("counterfactual", counterfactual), ("attribution", attribution),
-                 ("adversarial", adversarial))
+                 ("adversarial", adversarial), ("attribute", attribute))
     pages = {name: explorer.save_html(folder / f"{name}.html", title=f"{name} explorer") for name, explorer in explorers}
     sizes = "".join(f"saved {name} explorer (4 digits): {path.stat().st_size / 1024:.0f} KiB\n" for name, path in pages.items())
     print(sizes, end="")
@@ -72,11 +74,11 @@ def test_a_saved_explorer_works_from_disk_without_network(saved, chromium, name,
         page.goto(saved[name].as_uri())
         root = page.locator('.crosslens[data-crosslens-ready="true"]')
         root.wait_for(timeout=15_000)
-        slider_role, canvas_role, key = VIEWS[name]
-        slider, canvas = root.locator(f'input[data-role="{slider_role}"]'), root.locator(f'canvas[data-role="{canvas_role}"]')
+        control, canvas_role, key, presses = VIEWS[name]
+        slider, canvas = root.locator(control).first, root.locator(f'canvas[data-role="{canvas_role}"]')
         before = canvas_data(canvas)
         slider.focus()
-        for _ in range(12):
+        for _ in range(presses):
             page.keyboard.press(key)
         wait_canvas_change(page, canvas, before)
         assert root.locator('[data-role="target-select"]').is_disabled()

@@ -1,7 +1,7 @@
 """crosslens: look inside PyTorch classifiers from a Jupyter notebook.
 
 The widgets live here (``crosslens.BoundaryExplorer``, ``crosslens.CounterfactualExplorer``,
-``crosslens.AttributionExplorer``, ``crosslens.AdversarialExplorer``, and
+``crosslens.AttributionExplorer``, ``crosslens.AdversarialExplorer``, ``crosslens.AttributeBrowser``, and
 ``crosslens.DrawPad``, a pad to draw an input on that every explorer can follow);
 the engine that computes every explanation is :mod:`crosslens.kernel_side` (PyTorch only,
 usable without Jupyter).
@@ -15,12 +15,15 @@ References:
     counterfactuals. arXiv 2109.13412 (2021). https://arxiv.org/abs/2109.13412
     AdversarialExplorer: Rahnama, Tseng. An adversarial approach for explaining the
     predictions of deep neural networks. CVPR Workshops 2021. https://arxiv.org/abs/2005.10284
+    AttributeBrowser: Parekh, Mozharovskyi, d'Alche-Buc. A framework to learn with
+    interpretation. NeurIPS 2021. https://arxiv.org/abs/2010.09345
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import kernel_side
 from .adversarial_explorer import AdversarialExplorer
+from .attribute_browser import AttributeBrowser
 from .attribution_explorer import AttributionExplorer
 from .boundary_explorer import BoundaryExplorer
 from .counterfactual_explorer import CounterfactualExplorer
@@ -31,4 +34,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["AdversarialExplorer", "AttributionExplorer", "BoundaryExplorer", "CounterfactualExplorer", "DrawPad", "kernel_side", "__version__"]
+__all__ = ["AdversarialExplorer", "AttributeBrowser", "AttributionExplorer", "BoundaryExplorer", "CounterfactualExplorer", "DrawPad", "kernel_side", "__version__"]

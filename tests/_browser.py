@@ -233,6 +233,16 @@ def assert_kernel_refused_nothing(lab) -> None:
     assert not refused, "the kernel dropped messages from the page:\n" + "\n".join(refused)
 
 
+def finish_view(page, lab, root, screenshot: str) -> None:
+    """The end of a view's test: a screenshot of it to ``artifacts/<screenshot>``, then no error
+    logged by the browser and no message of the page refused by the kernel."""
+    root.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    root.screenshot(path=str(ARTIFACTS / screenshot))
+    assert_clean_console(page.console_log)
+    assert_kernel_refused_nothing(lab)
+
+
 def write_notebook(path: Path, cells: list[str]) -> Path:
     """A notebook of code cells (no outputs) for a test to open in Lab."""
     notebook = {

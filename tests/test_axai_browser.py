@@ -15,7 +15,7 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, press_and_expect, python_value,
+    canvas_data, finish_view, press_and_expect, python_value,
     wait_canvas_change, wait_python, write_notebook,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
@@ -92,9 +92,5 @@ def test_adversarial_explorer_in_jupyterlab(lab, page, tmp_path):
                            ".includes(`explaining ${c}`)", arg=[root.element_handle(), other])
     assert root.locator('[data-role="error"]').is_hidden()
 
-    root.scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root.screenshot(path=str(ARTIFACTS / "adversarial_explorer.png"))
-    assert_clean_console(page.console_log)
-    assert_kernel_refused_nothing(lab)
+    finish_view(page, lab, root, "adversarial_explorer.png")
     print(f"adversarial browser test: {time.monotonic() - t0:.1f}s")

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, kernel_output, python_value, run_in_kernel,
+    canvas_data, finish_view, kernel_output, python_value, run_in_kernel,
     wait_canvas_change, wait_python, wait_slider_value, write_notebook,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
@@ -128,9 +128,5 @@ def test_attribution_explorer_in_jupyterlab(lab, page, tmp_path):
     given = exercise_given(page, roots.nth(0))
     made = exercise_made(page, roots.nth(1))
     root = roots.nth(0)
-    root.scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root.screenshot(path=str(ARTIFACTS / "attribution_explorer.png"))
-    assert_clean_console(page.console_log)
-    assert_kernel_refused_nothing(lab)
+    finish_view(page, lab, root, "attribution_explorer.png")
     print(f"attribution browser test: {given}, {made}, {time.monotonic() - t0:.1f}s")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from _browser import (
-    ARTIFACTS, assert_clean_console, assert_kernel_refused_nothing, canvas_data, kernel_output, press_and_expect,
+    canvas_data, finish_view, kernel_output, press_and_expect,
     python_value, wait_canvas_change, wait_python, write_notebook,
 )
 from _jupyterlab import open_and_run_all, wait_cells_idle
@@ -84,9 +84,5 @@ def test_attribute_browser_in_jupyterlab(lab, page, tmp_path):
     assert root.locator('[data-role="target-select"]').is_disabled()
     assert "own prediction" in root.locator('[data-role="target-hint"]').text_content()
 
-    root.scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root.screenshot(path=str(ARTIFACTS / "attribute_browser.png"))
-    assert_clean_console(page.console_log)
-    assert_kernel_refused_nothing(lab)
+    finish_view(page, lab, root, "attribute_browser.png")
     print(f"attribute browser test: {time.monotonic() - t0:.1f}s")

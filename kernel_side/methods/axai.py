@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_classifier, check_int, check_real, check_targets
+from .._checks import check_choice, check_int, check_real, check_targets
 from .._images import image_shape
 from .._runtime import evaluating
 from ._search import RowGradientStep, check_callbacks, search

@@ -52,7 +52,6 @@ so on 8 x 8 digits neither applies.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 

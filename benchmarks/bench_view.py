@@ -26,11 +26,13 @@ from _jupyterlab import JupyterLab, launch_chromium, open_and_run_all, wait_cell
 
 READY = '.crosslens[data-crosslens-ready="true"]'
 SLIDERS = {"boundary": (".xl-boundary", "t-slider"), "counterfactual": (".xl-counterfactual", "step-slider"),
-           "attribution": (".xl-attribution", "threshold-slider")}
+           "attribution": (".xl-attribution", "threshold-slider"), "adversarial": (".xl-adversarial", "tail-slider"),
+           "attribute": (".xl-attribute", "tau-slider")}
 CELLS = [
     "import torch\n"
     "torch.set_num_threads(1)\n"
-    "from crosslens import AttributionExplorer, BoundaryExplorer, CounterfactualExplorer, kernel_side as ks\n"
+    "from crosslens import AdversarialExplorer, AttributeBrowser, AttributionExplorer, BoundaryExplorer\n"
+    "from crosslens import CounterfactualExplorer, kernel_side as ks\n"
     "x_train, _, x_test, _ = ks.load_digits_split()",
     "BoundaryExplorer(ks.load_pretrained('digits-invertible'), x_test[:8], reference=x_train)",
     "explorer = CounterfactualExplorer(ks.load_pretrained('digits-mlp'), ks.load_pretrained('digits-flow'), x_test[:6],\n"
@@ -39,6 +41,9 @@ CELLS = [
     "explorer.wait()",
     "cnn = ks.load_pretrained('digits-cnn')\n"
     "AttributionExplorer(cnn, ks.latent_counterfactual(cnn, ks.load_pretrained('digits-flow'), x_test[:6]))",
+    "shapes = ks.load_shapes_split()\n"
+    "AdversarialExplorer(ks.load_pretrained('shapes-cnn'), shapes.x_test[:6])",
+    "AttributeBrowser(ks.load_pretrained('digits-flint'), x_test[:24], reference=x_test)",
 ]
 PROBE = """
 async ([rootSelector, role, moves]) => {

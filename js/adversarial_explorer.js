@@ -64,6 +64,7 @@ const ADVERSARIAL_VIEW = {
     state.attackSteps = meta.attack_steps;
     state.width = arrays.scores.shape[2];
     state.step = Math.min(state.step, state.attackSteps);
+    state.version = (state.version || 0) + 1; // a new payload: cached drawings are stale
   },
 
   build(shell) {
@@ -234,30 +235,53 @@ function drawImagePanel(shell, n, segments, chosen) {
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   const sx = canvas.width / width;
   const sy = canvas.height / height;
-  /** @param {number} label @param {string} color @param {number} lineWidth */
-  const borders = (label, color, lineWidth) => {
-    ctx.strokeStyle = color;
-    ctx.lineWidth = lineWidth;
-    ctx.beginPath();
-    for (let r = 0; r < height; r++) {
-      for (let c = 0; c < width; c++) {
-        const here = segments[r * width + c];
-        if (label >= 0 && here !== label) continue;
-        if (c + 1 < width && segments[r * width + c + 1] !== here) { ctx.moveTo((c + 1) * sx, r * sy); ctx.lineTo((c + 1) * sx, (r + 1) * sy); }
-        if (r + 1 < height && segments[(r + 1) * width + c] !== here) { ctx.moveTo(c * sx, (r + 1) * sy); ctx.lineTo((c + 1) * sx, (r + 1) * sy); }
-        if (label >= 0) {
-          if (c === 0 || segments[r * width + c - 1] !== here) { ctx.moveTo(c * sx, r * sy); ctx.lineTo(c * sx, (r + 1) * sy); }
-          if (r === 0 || segments[(r - 1) * width + c] !== here) { ctx.moveTo(c * sx, r * sy); ctx.lineTo((c + 1) * sx, r * sy); }
-          if (c + 1 === width) { ctx.moveTo(width * sx, r * sy); ctx.lineTo(width * sx, (r + 1) * sy); }
-          if (r + 1 === height) { ctx.moveTo(c * sx, height * sy); ctx.lineTo((c + 1) * sx, height * sy); }
-        }
-      }
-    }
-    ctx.stroke();
-  };
-  borders(-1, cssColor(palette.classColor(5), 0.9), Math.max(1, sx / 12));
-  if (state.hover >= 0) borders(state.hover, palette.spec.target, Math.max(2, sx / 5));
+  // every border is one cached path per input and payload; the hovered segment's outline is drawn on top
+  const key = `${state.version}|${n}|${sx}`;
+  if (state.bordersKey !== key) {
+    state.borders = segmentPath(segments, height, width, sx, sy, -1);
+    state.bordersKey = key;
+  }
+  ctx.strokeStyle = cssColor(palette.classColor(5), 0.9);
+  ctx.lineWidth = Math.max(1, sx / 12);
+  ctx.stroke(state.borders);
+  if (state.hover >= 0) {
+    ctx.strokeStyle = palette.spec.target;
+    ctx.lineWidth = Math.max(2, sx / 5);
+    ctx.stroke(segmentPath(segments, height, width, sx, sy, state.hover));
+  }
   ui.image.label.textContent = state.hover >= 0 ? `Segment ${state.hover}` : `Top ${chosen.size} segments`;
+}
+
+/**
+ * The borders between segments (``label`` -1) or the outline of one segment, as a path in
+ * canvas pixels (``sx``, ``sy`` per image pixel).
+ * @param {Float32Array} segments
+ * @param {number} height
+ * @param {number} width
+ * @param {number} sx
+ * @param {number} sy
+ * @param {number} label
+ */
+function segmentPath(segments, height, width, sx, sy, label) {
+  const path = new Path2D();
+  const line = (/** @type {number} */ x0, /** @type {number} */ y0, /** @type {number} */ x1, /** @type {number} */ y1) => {
+    path.moveTo(x0 * sx, y0 * sy);
+    path.lineTo(x1 * sx, y1 * sy);
+  };
+  for (let r = 0; r < height; r++) {
+    for (let c = 0; c < width; c++) {
+      const here = segments[r * width + c];
+      if (label >= 0 && here !== label) continue;
+      if (c + 1 < width && segments[r * width + c + 1] !== here) line(c + 1, r, c + 1, r + 1);
+      if (r + 1 < height && segments[(r + 1) * width + c] !== here) line(c, r + 1, c + 1, r + 1);
+      if (label < 0) continue;
+      if (c === 0 || segments[r * width + c - 1] !== here) line(c, r, c, r + 1);
+      if (r === 0 || segments[(r - 1) * width + c] !== here) line(c, r, c + 1, r);
+      if (c + 1 === width) line(width, r, width, r + 1);
+      if (r + 1 === height) line(c, height, c + 1, height);
+    }
+  }
+  return path;
 }
 
 /**

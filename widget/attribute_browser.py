@@ -24,6 +24,7 @@ from ._checks import check_class_names
 from ._explorer import Explorer
 from .kernel_side import activation_maximisation, flint_interpretation, global_relevance, maximum_activating_samples
 from .kernel_side._checks import check_inputs, check_int, check_real
+from .kernel_side._runtime import evaluating
 from .kernel_side.methods.boundary import padded_bounds
 from .payload import quantized
 
@@ -109,7 +110,7 @@ class AttributeBrowser(Explorer):
     def _local(self) -> None:
         """The gallery's interpretation: attributes, relevance, predictions of g and f."""
         local = flint_interpretation(self._model, self._x)
-        with torch.no_grad():
+        with evaluating(self._model), torch.no_grad():
             self._g_probs = self._model.interpret(self._x).softmax(1).float()
         self._relevance = local.relevance.detach().cpu().float()
         self._source = local.predicted.cpu()
@@ -127,8 +128,9 @@ class AttributeBrowser(Explorer):
             xmin, xmax, ymin, ymax = self._bounds
             xs, ys = torch.linspace(xmin, xmax, PLANE_RESOLUTION), torch.linspace(ymin, ymax, PLANE_RESOLUTION)
             grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
-            with torch.no_grad():
+            with evaluating(self._model), torch.no_grad():
                 phi = self._model.attributes(grid)
+                self._reference_class = self._model.interpret(self._reference).argmax(1)
             self._pictures = phi.T.reshape(-1, PLANE_RESOLUTION, PLANE_RESOLUTION).float()
         else:
             self._pictures = activation_maximisation(self._model, self._reference.mean(0, keepdim=True)).detach().cpu()
@@ -178,7 +180,7 @@ class AttributeBrowser(Explorer):
         }
         if self._planar:
             arrays["reference"] = self._reference
-            arrays["reference_class"] = self._model.interpret(self._reference).argmax(1).detach()
+            arrays["reference_class"] = self._reference_class
         return arrays
 
     # ---- trait validation -----------------------------------------------------------------------

@@ -133,12 +133,14 @@ def segment_images(x: torch.Tensor, method: str = "auto", *, pixel_range=(0.0, 1
 
 
 def _relabelled(segments: torch.Tensor) -> torch.Tensor:
-    """Labels 0..S_n - 1 in order of first appearance (row-major) per image."""
-    out = torch.empty_like(segments)
-    for n, labels in enumerate(segments):
-        _, first = torch.unique(labels.flatten(), return_inverse=True)
-        out[n] = first.reshape(labels.shape)
-    return out
+    """Each image's labels renumbered 0..S_n - 1, keeping their order, all images at once."""
+    n = len(segments)
+    flat = segments.flatten(1).long()
+    span = int(flat.max() - flat.min()) + 1
+    keyed = (flat - flat.min()) + torch.arange(n, device=flat.device)[:, None] * span  # disjoint per image
+    values, inverse = torch.unique(keyed, return_inverse=True)
+    first = torch.searchsorted(values, torch.arange(n, device=flat.device) * span)  # each image's first label
+    return (inverse - first[:, None]).reshape(segments.shape)
 
 
 def _check_segments(segments, count: int, height: int, width: int) -> torch.Tensor:
@@ -299,13 +301,13 @@ def tail_sweep(explained: AdversarialExplanation, tails) -> dict:
     :func:`adversarial_explanation`) at each of the T ``tails``.
     """
     tails = torch.as_tensor(tails, dtype=explained.perturbation.dtype).reshape(-1)
+    n, t = len(explained.x), len(tails)
     channels, height, width = image_shape(explained.x.shape[1:])
-    planes = explained.perturbation.reshape(len(explained.x), channels, height, width)
+    planes = explained.perturbation.reshape(n, channels, height, width)
     levels = channel_levels(planes, tails)
-    scores, ranking = [], []
-    for t in range(len(tails)):  # a few dozen tails, each batched over images and segments
-        filtered, attacked = _at_tail(planes, levels, t)
-        share, _, order, _ = rank_segments(attacked.to(planes.dtype), explained.segments, filtered.abs())
-        scores.append(share)
-        ranking.append(order)
-    return {"levels": levels, "scores": torch.stack(scores, 1), "ranking": torch.stack(ranking, 1)}
+    # every (image, tail) is one row of one ranking: (N T, H, W)
+    kept = levels[:, None] <= torch.arange(t, device=levels.device)[None, :, None, None, None]  # (N, T, C, H, W)
+    filtered = (planes[:, None] * kept).sum(2).flatten(0, 1)
+    attacked = kept.any(2).flatten(0, 1).to(planes.dtype)
+    scores, _, ranking, _ = rank_segments(attacked, explained.segments.repeat_interleave(t, 0), filtered.abs())
+    return {"levels": levels, "scores": scores.reshape(n, t, -1), "ranking": ranking.reshape(n, t, -1)}

@@ -317,3 +317,11 @@ def test_colour_scenes_with_an_invertible_models_mirror_images():
     assert (result.closing, result.blur) == (2, pytest.approx(0.5))  # the authors' settings scaled to 32 px
     scores = result.dac_score  # measured: D-IG 0.61, IG 0.51, random 0.51
     assert scores["d_ig"] > scores["ig"] + 0.05 and scores["d_ig"] > scores["random"] + 0.05
+
+
+def test_maps_that_no_direction_changes_can_be_given(cnn, pairs, result):
+    unchanged = ("ig", "ingrad", "gc", "random", "residual")
+    given = {m: result.attributions[i] for i, m in enumerate(result.methods) if m in unchanged}
+    computed = ks.discriminative_attribution(cnn, pairs, direction="quac")
+    reused = ks.discriminative_attribution(cnn, pairs, direction="quac", attributions=given)
+    assert torch.equal(computed.attributions, reused.attributions) and torch.equal(computed.scores, reused.scores)

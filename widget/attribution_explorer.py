@@ -143,8 +143,7 @@ class AttributionExplorer(Explorer):
         self._source, self._targets = pairs.source.cpu(), pairs.target.cpu()
         self._x_cf = pairs.x_cf.detach().cpu().float()
         self._p_source, self._p_target = pairs.p_source.cpu().float(), pairs.p_target.cpu().float()
-        self._explained = {direction: self._explain(pairs.x, pairs.x_cf, pairs.target, direction)
-                           for direction in DIRECTIONS}
+        self._explained = self._explain_both(pairs.x, pairs.x_cf, pairs.target)
         channels, height, width = image_shape(self._input_shape)
         self._warn_if_large(2 * len(self._methods) * len(self._x) * (height * width * (1 + 4 * channels) + 201 * 8),
                             "pass fewer pairs or fewer methods")
@@ -187,23 +186,35 @@ class AttributionExplorer(Explorer):
         return CounterfactualPairs(**merged, index=torch.arange(len(x)), candidates=len(x),
                                    via=parts[0][1].via, min_confidence=0.0)
 
-    def _explain(self, x: torch.Tensor, x_cf: torch.Tensor, target: torch.Tensor, direction: str) -> dict:
-        """What the view draws for pairs (x, x_cf) in ``direction``, on the CPU."""
+    def _explain_both(self, x: torch.Tensor, x_cf: torch.Tensor, target: torch.Tensor) -> dict:
+        """What the view draws for pairs (x, x_cf) in each direction, on the CPU. The maps that no
+        direction changes (S-methods, random, residual; with a fixed form, all) are computed once."""
+        explained, reusable = {}, {}
+        for direction in DIRECTIONS:
+            explained[direction], maps = self._explain(x, x_cf, target, direction, reusable)
+            fixed_form = self._options["form"] is not None
+            reusable = {m: a for m, a in maps.items() if fixed_form or m not in STANDARD_OF}
+        return explained
+
+    def _explain(self, x: torch.Tensor, x_cf: torch.Tensor, target: torch.Tensor, direction: str,
+                 attributions: dict) -> tuple[dict, dict]:
+        """What the view draws for pairs (x, x_cf) in ``direction``, on the CPU, and the maps."""
         result = discriminative_attribution(self._classifier, x, x_cf, target, methods=self._methods,
-                                            direction=direction, keep_masks=True, **self._options)
+                                            direction=direction, keep_masks=True, attributions=attributions,
+                                            **self._options)
         self._mask_settings = (result.closing, result.blur)
+        maps = {method: result.attributions[m] for m, method in enumerate(result.methods)}
         return {
             "form": result.form,
             "attributions": result.attributions.detach().cpu().float(),
             "levels": result.masks.sum(2, dtype=torch.uint8),  # (M, N, H, W): mask k holds level > k
             "size": result.mask_size.float(), "scores": result.scores.float(),
             "auc": result.auc.float(), "best": result.best.to(torch.int32),
-        }
+        }, maps
 
     def _store(self, rows: list[int], pairs: CounterfactualPairs, requested: list) -> None:
         """Put the new pairs of ``rows`` and their explanations in place (with the lock held)."""
-        explained = {direction: self._explain(pairs.x, pairs.x_cf, pairs.target, direction)
-                     for direction in DIRECTIONS}
+        explained = self._explain_both(pairs.x, pairs.x_cf, pairs.target)
         index = torch.tensor(rows)
         for name, values in (("_x", pairs.x), ("_x_cf", pairs.x_cf), ("_source", pairs.source),
                              ("_targets", pairs.target), ("_p_source", pairs.p_source), ("_p_target", pairs.p_target)):

@@ -430,7 +430,7 @@ def _area(curves: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def discriminative_attribution(classifier, x, x_cf=None, target=None, *, methods=None, direction: str = "dac",
                                form: str | None = None, layer=None, n_steps: int = IG_STEPS,
                                closing: int | str | None = "auto", blur: float | str | None = "auto",
-                               thresholds=None, keep_masks: bool = False, seed: int = 0,
+                               thresholds=None, keep_masks: bool = False, seed: int = 0, attributions=None,
                                chunk_size: int = DEFAULT_CHUNK_SIZE) -> DACResult:
     """Attribute the pairs (x, x_cf) by each method, score its masks at 201 thresholds, and
     give each method's DAC curves and scores (Eckstein et al. 2021).
@@ -456,6 +456,9 @@ def discriminative_attribution(classifier, x, x_cf=None, target=None, *, methods
             scaled; none below 0.3) or None.
         thresholds: None (the 201 thresholds -1, -0.99, ..., 1) or a 1-D increasing sequence.
         keep_masks: keep every mask (``masks`` field; for the explorer).
+        attributions: maps already computed for some of the methods (``{method: (N,
+            *input_shape)}``, normalised, e.g. another direction's result for the S-methods,
+            which no direction or form changes); the others are computed.
         seed: seeds the random baseline (the global random state is left untouched; the maps
             are drawn in the order of the pairs).
         chunk_size: the most hybrids per forward pass.
@@ -492,7 +495,9 @@ def discriminative_attribution(classifier, x, x_cf=None, target=None, *, methods
 
     with evaluating(classifier):
         source, target = _pair_classes(classifier, x, x_cf, target)
-        maps = _attributions(classifier, x, x_cf, source, target, methods, form, layer, n_steps, True, seed)
+        given = dict(attributions or {})
+        missing = tuple(method for method in methods if method not in given)
+        maps = {**given, **_attributions(classifier, x, x_cf, source, target, missing, form, layer, n_steps, True, seed)}
         pasted, canvas, cls = (x, x_cf, source) if direction == "dac" else (x_cf, x, target)
         sizes, scores, kept = [], [], []
         for method in methods:

@@ -145,9 +145,6 @@ class AttributeBrowser(Explorer):
             self._local()
             self._publish()
 
-    def _retarget(self, row: int, new, old) -> None:  # the select is disabled: FLINT explains its own prediction
-        raise ValueError("an AttributeBrowser explains the interpreter's own prediction; it has no target to choose")
-
     def _check_target(self, row: int, value, name: str = "target"):
         if value is not None:
             raise ValueError(f"{name}: an AttributeBrowser explains the interpreter's own prediction; there is no "

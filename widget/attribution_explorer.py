@@ -27,11 +27,11 @@ from .kernel_side._checks import check_choice
 from .kernel_side._images import gaussian_blur, image_shape
 from .kernel_side.methods.dac import DIRECTIONS, LABELS, STANDARD_OF, check_methods, dac_thresholds, \
     discriminative_attribution
-from .kernel_side.methods.pairs import CounterfactualPairs, as_pairs, check_images, counterfactual_pairs, unpack_pairs
+from .kernel_side.methods.pairs import (
+    MIN_CONFIDENCE, CounterfactualPairs, as_pairs, check_images, counterfactual_pairs, unpack_pairs,
+)
 
 __all__ = ["AttributionExplorer"]
-
-MIN_CONFIDENCE = 0.8  # pairs below the authors' filter are shown, and flagged
 
 
 class AttributionExplorer(Explorer):

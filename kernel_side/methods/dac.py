@@ -62,6 +62,7 @@ from torch import nn
 from .._checks import check_choice, check_classifier, check_int, check_real, check_targets
 from .._images import image_shape, close, gaussian_blur, scaled
 from .._runtime import DEFAULT_CHUNK_SIZE, evaluating
+from ._captum import grad_cam, gradient, input_x_gradient, integrated_gradients, tracked
 from ..metrics import dac_curves, pasted_probabilities
 from .pairs import check_pair, unpack_pairs
 
@@ -238,26 +239,12 @@ def _check_mask_size(value, name: str, kind) -> float:
 
 
 # ---- attributions --------------------------------------------------------------------------------
-def _tracked(inputs: torch.Tensor) -> torch.Tensor:
-    """A copy of ``inputs`` that records gradients (Captum warns when it has to switch them on)."""
-    return inputs.detach().clone().requires_grad_(True)
-
-
-def _integrated_gradients(classifier, inputs, baselines, classes, n_steps):
-    from captum.attr import IntegratedGradients
-
-    batch = max(1, DEFAULT_CHUNK_SIZE // max(1, inputs[0].numel() // 64))
-    return IntegratedGradients(classifier).attribute(
-        _tracked(inputs), baselines=baselines, target=classes, n_steps=n_steps, method="gausslegendre",
-        internal_batch_size=max(n_steps, batch))
-
-
 def _deeplift(classifier, inputs, baselines, classes):
     from captum.attr import DeepLift
 
     with warnings.catch_warnings():  # Captum announces its temporary hooks on every call
         warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
-        attributions = DeepLift(classifier).attribute(_tracked(inputs), baselines=baselines, target=classes)
+        attributions = DeepLift(classifier).attribute(tracked(inputs), baselines=baselines, target=classes)
     with torch.no_grad():
         logits = classifier(torch.cat([inputs, baselines]))
         gaps = (logits[: len(inputs)] - logits[len(inputs):]).gather(1, classes[:, None])[:, 0]
@@ -269,25 +256,6 @@ def _deeplift(classifier, inputs, baselines, classes):
     return attributions
 
 
-def _gradient(classifier, inputs, classes):
-    from captum.attr import Saliency
-
-    return Saliency(classifier).attribute(_tracked(inputs), target=classes, abs=False)
-
-
-def _input_x_gradient(classifier, inputs, classes):
-    from captum.attr import InputXGradient
-
-    return InputXGradient(classifier).attribute(_tracked(inputs), target=classes)
-
-
-def _grad_cam(classifier, layer, inputs, classes, image_hw):
-    from captum.attr import LayerAttribution, LayerGradCam
-
-    maps = LayerGradCam(classifier, layer).attribute(_tracked(inputs), target=classes, relu_attributions=True)
-    return LayerAttribution.interpolate(maps, image_hw, interpolate_mode="bilinear")
-
-
 def _layer_difference_cam(classifier, layer, inputs, baselines, classes, image_hw):
     """``|sum_channels upsample(df_k/dA(inputs) * (A(baselines) - A(inputs)))|``."""
     activations = []
@@ -295,7 +263,7 @@ def _layer_difference_cam(classifier, layer, inputs, baselines, classes, image_h
     try:
         with torch.no_grad():
             classifier(baselines)
-        logits = classifier(_tracked(inputs))
+        logits = classifier(tracked(inputs))
     finally:
         handle.remove()
     baseline_activation, activation = activations
@@ -376,13 +344,13 @@ def _attributions(classifier, x, x_cf, source, target, methods, form, layer, n_s
     with torch.enable_grad():
         for method in methods:
             if method == "ig":
-                a = _integrated_gradients(classifier, x, torch.zeros_like(x), source, n_steps)
+                a = integrated_gradients(classifier, x, torch.zeros_like(x), source, n_steps)
             elif method == "d_ig":
-                a = _integrated_gradients(classifier, explained, baseline, cls, n_steps)
+                a = integrated_gradients(classifier, explained, baseline, cls, n_steps)
             elif method == "ingrad":
-                a = _input_x_gradient(classifier, x, source).abs()
+                a = input_x_gradient(classifier, x, source).abs()
             elif method == "d_ingrad":
-                a = (_gradient(classifier, explained, cls) * (explained - baseline)).abs()
+                a = (gradient(classifier, explained, cls) * (explained - baseline)).abs()
             elif method == "dl":
                 a = _deeplift(classifier, x, torch.zeros_like(x), source)
             elif method == "d_dl":
@@ -391,7 +359,7 @@ def _attributions(classifier, x, x_cf, source, target, methods, form, layer, n_s
                 _, module = check_layer(classifier, layer)
                 images = x.reshape(len(x), *image)
                 if method == "gc":
-                    cam = _grad_cam(classifier, module, x, source, image_hw)
+                    cam = grad_cam(classifier, module, x, source, image_hw)
                 else:
                     cam = _layer_difference_cam(classifier, module, explained, baseline, cls, image_hw)
                 a = cam.expand_as(images).reshape(x.shape)

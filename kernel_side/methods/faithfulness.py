@@ -34,7 +34,9 @@ import torch
 from .._checks import check_choice, check_int, check_real
 from .._runtime import evaluating
 from ..metrics import REMOVALS, aopc, spearman
+from ._captum import gradient, integrated_gradients, tracked
 from .axai import AdversarialExplanation, adversarial_explanation, rank_segments
+from .dac import IG_STEPS
 
 __all__ = ["SEGMENT_METHODS", "Faithfulness", "compare_faithfulness", "explanation_consistency", "key_share",
            "segment_ranking"]
@@ -45,24 +47,19 @@ LABELS = {"axai": "AXAI", "saliency": "saliency", "integrated_gradients": "Integ
 SAMPLES = 1000  # LIME's and KernelSHAP's perturbed samples per image (the lime package's default)
 
 
-def _tracked(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().clone().requires_grad_(True)
-
-
 def segment_ranking(classifier, x: torch.Tensor, segments: torch.Tensor, classes: torch.Tensor, method: str, *,
                     n_samples: int = SAMPLES, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scores (N, S), ranking (N, S))`` of each image's segments by a Captum ``method``
     (``"saliency"``, ``"integrated_gradients"``, ``"lime"``, ``"kernel_shap"``)."""
-    from captum.attr import IntegratedGradients, KernelShap, Lime, Saliency
+    from captum.attr import KernelShap, Lime
 
     check_choice(method, "method", SEGMENT_METHODS[1:])
     n = len(x)
     with evaluating(classifier), torch.enable_grad():
         if method == "saliency":
-            maps = Saliency(classifier).attribute(_tracked(x), target=classes, abs=True)
+            maps = gradient(classifier, x, classes).abs()
         elif method == "integrated_gradients":
-            maps = IntegratedGradients(classifier).attribute(_tracked(x), baselines=torch.zeros_like(x), target=classes,
-                                                             n_steps=50, method="gausslegendre")
+            maps = integrated_gradients(classifier, x, torch.zeros_like(x), classes, IG_STEPS)
         else:
             explainer = (Lime if method == "lime" else KernelShap)(classifier)
             mask = segments.reshape(n, 1, *segments.shape[1:])
@@ -182,14 +179,14 @@ def explanation_consistency(classifier, x, labels: torch.Tensor, *, noise: float
     overlap = [len(set(a[:k].tolist()) & set(b[:k].tolist())) / len(set(a[:k].tolist()) | set(b[:k].tolist()))
                for a, b in zip(explained.ranking, noisy.ranking)]
     with evaluating(classifier), torch.enable_grad():
-        tracked = _tracked(explained.x)
-        loss = torch.nn.functional.cross_entropy(classifier(tracked), explained.source, reduction="sum")
-        (gradient,) = torch.autograd.grad(loss, tracked)
+        inputs = tracked(explained.x)
+        loss = torch.nn.functional.cross_entropy(classifier(inputs), explained.source, reduction="sum")
+        (loss_gradient,) = torch.autograd.grad(loss, inputs)
     return {
         "within": correlations[pair_same].mean().item(),
         "between": correlations[~pair_same].mean().item(),
         "jaccard": sum(overlap) / len(overlap),
-        "gradient_spearman": spearman(explained.perturbation.abs().flatten(1), gradient.abs().flatten(1)).mean().item(),
+        "gradient_spearman": spearman(explained.perturbation.abs().flatten(1), loss_gradient.abs().flatten(1)).mean().item(),
     }
 
 
